@@ -1,0 +1,168 @@
+"""The model manifest: what the artifact is, what input it takes, and how to verify it.
+
+Written by the packager at build time, read by the handler at init. Stdlib only, so
+reading it costs nothing at cold start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_FILE = "manifest.json"
+SCHEMA_VERSION = 1
+TASKS = ("classification", "regression")
+INPUT_FORMATS = ("dataframe", "array")
+FEATURE_TYPES = ("number", "integer", "string", "boolean")
+RUNTIMES = ("sklearn",)
+UNKNOWN_CATEGORY_POLICIES = ("ignore", "reject")
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column: its JSON type, pandas dtype and what the training data showed."""
+
+    name: str
+    type: str
+    dtype: str
+    nullable: bool
+    categories: list[Any] | None = None
+    unknown_category: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything the handler needs to know about an artifact before loading it."""
+
+    name: str
+    version: str
+    created_at: str
+    task: str
+    input_format: str
+    features: list[Feature]
+    example: dict[str, Any]
+    artifact: str
+    sha256: str
+    versions: dict[str, str]
+    runtime: str = "sklearn"
+    classes: list[Any] | None = None
+    metrics: dict[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as written to manifest.json (no `extra` wrapper)."""
+        data = asdict(self)
+        extra = data.pop("extra")
+        data["features"] = [_drop_none(feature) for feature in data["features"]]
+        return {**_drop_none(data), **extra}
+
+    def public_view(self) -> dict[str, Any]:
+        """What `GET /model` shows: no file names, nothing about where the artifact lives."""
+        data = self.to_dict()
+        data.pop("artifact", None)
+        return data
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_from_dict(data: Any) -> Manifest:
+    """Build a Manifest from parsed JSON, naming every missing or invalid key."""
+    if not isinstance(data, dict):
+        raise ManifestError("manifest is not a JSON object")
+    required = ("name", "version", "created_at", "task", "input_format", "features",
+                "example", "artifact", "sha256", "versions")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ManifestError(f"manifest is missing keys: {', '.join(missing)}")
+    problems = []
+    if data["task"] not in TASKS:
+        problems.append(f"task must be one of {TASKS}")
+    if data["input_format"] not in INPUT_FORMATS:
+        problems.append(f"input_format must be one of {INPUT_FORMATS}")
+    if data.get("runtime", "sklearn") not in RUNTIMES:
+        problems.append(f"runtime must be one of {RUNTIMES}")
+    if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        problems.append(f"schema_version must be {SCHEMA_VERSION}")
+    sha = data["sha256"]
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        problems.append("sha256 must be 64 lowercase hex characters")
+    if not isinstance(data["artifact"], str) or "/" in data["artifact"] or data["artifact"].startswith("."):
+        problems.append("artifact must be a plain file name")
+    if data["task"] == "classification" and not data.get("classes"):
+        problems.append("a classification manifest needs classes")
+    features = []
+    if not isinstance(data["features"], list) or not data["features"]:
+        problems.append("features must be a non-empty list")
+    else:
+        for index, raw in enumerate(data["features"]):
+            try:
+                features.append(_feature_from_dict(raw))
+            except (TypeError, ValueError) as error:
+                problems.append(f"features[{index}]: {error}")
+    if problems:
+        raise ManifestError("; ".join(problems))
+    known = {f for f in Manifest.__dataclass_fields__ if f != "extra"}
+    return Manifest(
+        **{key: value for key, value in data.items() if key in known and key != "features"},
+        features=features,
+        extra={key: value for key, value in data.items() if key not in known},
+    )
+
+
+def _feature_from_dict(raw: Any) -> Feature:
+    if not isinstance(raw, dict):
+        raise TypeError("not an object")
+    feature = Feature(**raw)
+    if feature.type not in FEATURE_TYPES:
+        raise ValueError(f"type must be one of {FEATURE_TYPES}")
+    if feature.unknown_category not in (None, *UNKNOWN_CATEGORY_POLICIES):
+        raise ValueError(f"unknown_category must be one of {UNKNOWN_CATEGORY_POLICIES}")
+    return feature
+
+
+def read_manifest(model_dir: Path) -> Manifest:
+    """Read and check `manifest.json` in model_dir."""
+    path = model_dir / MANIFEST_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError("manifest.json not found") from None
+    except OSError as error:
+        raise ManifestError(f"manifest.json unreadable ({error.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"manifest.json is not valid JSON (line {error.lineno})") from None
+    return manifest_from_dict(data)
+
+
+def write_manifest(manifest: Manifest, model_dir: Path) -> Path:
+    """Write manifest.json into model_dir (the caller makes the directory swap atomic)."""
+    path = model_dir / MANIFEST_FILE
+    path.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
