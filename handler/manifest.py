@@ -22,7 +22,11 @@ UNKNOWN_CATEGORY_POLICIES = ("ignore", "reject")
 
 
 class ManifestError(ValueError):
-    """The manifest is missing, unreadable or inconsistent."""
+    """The manifest is unreadable or inconsistent."""
+
+
+class ManifestMissing(ManifestError):
+    """There is no manifest.json where one was expected."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ def read_manifest(model_dir: Path) -> Manifest:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ManifestError("manifest.json not found") from None
+        raise ManifestMissing(f"{MANIFEST_FILE} not found") from None
     except OSError as error:
         raise ManifestError(f"manifest.json unreadable ({error.strerror})") from None
     try:

@@ -1,0 +1,1 @@
+"""Lambda code: the only package shipped in the function bundle besides model_artifacts/."""

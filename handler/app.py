@@ -1,0 +1,134 @@
+"""Lambda entry point. Module scope is Lambda's init phase: the model is loaded and verified once."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handler.config import observability_names
+from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
+from handler.loading import LoadedModel, load_model_from_environment
+from handler.validation import parse_json_body
+
+# /health, /model and 404s publish no metric by design; Powertools would warn on each.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+SERVICE_NAME, METRICS_NAMESPACE = observability_names(os.environ)
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
+app = APIGatewayHttpResolver()
+
+
+def initialise() -> LoadedModel | None:
+    """Load the model, or log the cause and emit ModelLoadFailure so an alarm fires."""
+    try:
+        model = load_model_from_environment(os.environ)
+    except ModelLoadError as error:
+        logger.error(f"Model load failed ({error.cause}): {error.detail}", extra={"cause": error.cause})
+        metrics.add_metric(name="ModelLoadFailure", unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()  # now: a failed init may never see a request
+        return None
+    manifest = model.manifest
+    logger.info("Model loaded", extra={"model_name": manifest.name, "model_version": manifest.version,
+                                       "sha256": manifest.sha256, "runtime": manifest.runtime})
+    return model
+
+
+MODEL = initialise()
+
+
+def require_model(router: APIGatewayHttpResolver, next_middleware: Callable[..., Response]) -> Response:
+    """Every route answers 503 while the model is unavailable, /health included."""
+    if MODEL is None:
+        raise model_unavailable()
+    return next_middleware(router)
+
+
+def predict() -> dict[str, Any]:
+    """POST /predict: validate every instance, then predict them in one call."""
+    event = app.current_event
+    payload = parse_json_body(event.body, is_base64=event.is_base64_encoded,
+                              content_type=event.headers.get("content-type"),
+                              max_bytes=MODEL.settings.max_body_bytes)
+    batch = MODEL.validator.validate(payload)
+    started = time.perf_counter()
+    predictions = MODEL.predictor.predict(batch)
+    latency_ms = (time.perf_counter() - started) * 1000
+    metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=batch.count)
+    metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    if batch.unknown_categories:
+        metrics.add_metric(name="UnknownCategories", unit=MetricUnit.Count, value=batch.unknown_categories)
+    metrics.add_metadata(key="model_version", value=MODEL.manifest.version)
+    return {"predictions": predictions, "model": _model_identity()}
+
+
+def health() -> dict[str, Any]:
+    """GET /health: the model is loaded and verified."""
+    return {"status": "ok", "model": _model_identity()}
+
+
+def describe_model() -> dict[str, Any]:
+    """GET /model: the manifest's public part."""
+    return MODEL.manifest.public_view()
+
+
+def _model_identity() -> dict[str, str]:
+    return {"name": MODEL.manifest.name, "version": MODEL.manifest.version}
+
+
+ROUTES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "/predict": ("POST", predict),
+    "/health": ("GET", health),
+    "/model": ("GET", describe_model),
+}
+for _path, (_method, _view) in ROUTES.items():
+    app.route(_path, _method, middlewares=[require_model])(_view)
+
+
+def error_response(error: ApiError) -> Response:
+    """Render an ApiError as the documented JSON body."""
+    return Response(status_code=error.status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps(error.body(), separators=(",", ":")), headers=error.headers)
+
+
+@app.exception_handler(ApiError)
+def handle_api_error(error: ApiError) -> Response:
+    if error.status < 500:
+        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+        logger.info("Request rejected", extra={"status": error.status, "code": error.code,
+                                               "problems": len(error.details)})
+    return error_response(error)
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response:
+    route = ROUTES.get(app.current_event.path)
+    if route is None:
+        routes = ", ".join(f"{method} {path}" for path, (method, _) in ROUTES.items())
+        return error_response(ApiError(404, "not_found", f"No such route. Routes: {routes}."))
+    return error_response(ApiError(405, "method_not_allowed", f"This route accepts {route[0]} only.",
+                                   headers={"Allow": route[0]}))
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(_: Exception) -> Response:
+    logger.exception("Unhandled error")  # the traceback goes to the log, never to the caller
+    return error_response(internal_error())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point: API Gateway HTTP API (payload 2.0) in, HTTP response out."""
+    return app.resolve(event, context)

@@ -1,0 +1,23 @@
+"""Model runtimes behind one interface; each runtime's imports stay inside its own module."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from handler.errors import ModelLoadError
+from handler.manifest import Manifest
+from handler.predictors.base import Predictor
+
+# runtime name in the manifest -> module with a `load(manifest, artifact)` function
+_RUNTIME_MODULES = {"sklearn": "handler.predictors.sklearn"}
+
+
+def load_predictor(manifest: Manifest, artifact: bytes) -> Predictor:
+    """Load the verified artifact bytes with the runtime the manifest names."""
+    module_name = _RUNTIME_MODULES.get(manifest.runtime)
+    if module_name is None:
+        raise ModelLoadError("manifest_invalid", f"unsupported runtime {manifest.runtime!r}")
+    return import_module(module_name).load(manifest, artifact)
+
+
+__all__ = ["Predictor", "load_predictor"]

@@ -1,0 +1,81 @@
+"""scikit-learn runtime: a joblib artifact fed a DataFrame or an array, as it was fitted."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+
+from handler.errors import ModelLoadError
+from handler.manifest import Manifest
+from handler.predictors.base import classification_predictions, regression_predictions
+from handler.validation import ValidatedBatch
+
+
+def load(manifest: Manifest, artifact: bytes) -> SklearnPredictor:
+    """Unpickle verified artifact bytes, refusing any scikit-learn version but the installed one."""
+    built_with = manifest.versions.get("scikit-learn")
+    if built_with != sklearn.__version__:
+        raise ModelLoadError("version_mismatch", f"artifact built with scikit-learn {built_with}, "
+                                                 f"runtime has {sklearn.__version__}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        try:
+            model = joblib.load(io.BytesIO(artifact))
+        except InconsistentVersionWarning as warning:
+            raise ModelLoadError("version_mismatch", f"artifact pickled by scikit-learn "
+                                                     f"{warning.original_sklearn_version}") from None
+        except Exception as error:  # unpickling can raise anything; all of it means "unusable"
+            raise ModelLoadError("artifact_unloadable",
+                                 f"artifact could not be unpickled ({type(error).__name__})") from None
+    return SklearnPredictor(manifest, model)
+
+
+class SklearnPredictor:
+    """Builds exactly the input the pipeline was fitted on, then calls it."""
+
+    def __init__(self, manifest: Manifest, model: Any) -> None:
+        self._check_model(manifest, model)
+        self._model = model
+        self._classes = manifest.classes
+        self._dtypes = {feature.name: np.dtype(feature.dtype) for feature in manifest.features}
+        self._as_frame = manifest.input_format == "dataframe"
+        if self._as_frame:
+            import pandas  # only DataFrame-fed pipelines pay for pandas
+
+            self._frame = pandas.DataFrame
+        self._array_dtype = np.result_type(*self._dtypes.values())
+
+    @staticmethod
+    def _check_model(manifest: Manifest, model: Any) -> None:
+        needed = "predict_proba" if manifest.task == "classification" else "predict"
+        if not callable(getattr(model, needed, None)):
+            raise ModelLoadError("not_an_estimator", f"artifact has no {needed}()")
+        if manifest.task == "classification":
+            classes = getattr(model, "classes_", None)
+            if classes is None or np.asarray(classes).tolist() != manifest.classes:
+                raise ModelLoadError("manifest_mismatch", "artifact classes differ from the manifest's")
+
+    def model_input(self, batch: ValidatedBatch) -> Any:
+        """Columns → DataFrame with the manifest's dtypes, or a 2-D array in feature order."""
+        columns = {name: _column(values, self._dtypes[name]) for name, values in batch.columns.items()}
+        if self._as_frame:
+            return self._frame(columns, copy=False)
+        return np.column_stack([columns[name].astype(self._array_dtype) for name in columns])
+
+    def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
+        features = self.model_input(batch)
+        if self._classes is not None:
+            return classification_predictions(self._classes, self._model.predict_proba(features).tolist())
+        return regression_predictions(np.ravel(self._model.predict(features)).tolist())
+
+
+def _column(values: list[Any], dtype: np.dtype) -> np.ndarray:
+    if dtype == object:
+        return np.array([np.nan if value is None else value for value in values], dtype=object)
+    return np.array(values, dtype=dtype)  # None becomes NaN in float columns

@@ -1,0 +1,105 @@
+"""A broken or tampered model fails closed at init: one clear log line, a metric, 503 everywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import pytest
+import sklearn.base
+
+from handler.manifest import sha256_file
+from tests.helpers import response_json
+
+
+def edit_manifest(model_dir: Path, **changes) -> None:
+    path = model_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def repin(model_dir: Path) -> None:
+    """Make the manifest's sha256 agree with the artifact again (a consistent but bad pair)."""
+    artifact = json.loads((model_dir / "manifest.json").read_text())["artifact"]
+    edit_manifest(model_dir, sha256=sha256_file(model_dir / artifact))
+
+
+def flip_a_byte(model_dir: Path) -> None:
+    path = model_dir / "model.joblib"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def pickle_as_other_sklearn_version(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = joblib.load(model_dir / "model.joblib")
+    with monkeypatch.context() as patch:
+        patch.setattr(sklearn.base, "__version__", "0.24.2")  # what __getstate__ records
+        joblib.dump(model, model_dir / "model.joblib")
+    repin(model_dir)
+
+
+def not_an_estimator(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    joblib.dump({"weights": [1, 2, 3]}, model_dir / "model.joblib")
+    repin(model_dir)
+
+
+FAULTS = {
+    "flipped byte": (lambda d, m: flip_a_byte(d), "sha256_mismatch"),
+    "truncated artifact": (lambda d, m: (d / "model.joblib").write_bytes((d / "model.joblib").read_bytes()[:100]),
+                           "sha256_mismatch"),
+    "artifact missing": (lambda d, m: (d / "model.joblib").unlink(), "artifact_missing"),
+    "manifest missing": (lambda d, m: (d / "manifest.json").unlink(), "manifest_missing"),
+    "manifest not JSON": (lambda d, m: (d / "manifest.json").write_text("{"), "manifest_invalid"),
+    "manifest without sha256": (lambda d, m: (d / "manifest.json").write_text(json.dumps(
+        {k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k != "sha256"})),
+        "manifest_invalid"),
+    "manifest sha256 of another artifact": (lambda d, m: edit_manifest(d, sha256="a" * 64), "sha256_mismatch"),
+    "manifest claims another scikit-learn": (
+        lambda d, m: edit_manifest(d, versions={"scikit-learn": "1.0.2"}), "version_mismatch"),
+    "artifact pickled by another scikit-learn": (pickle_as_other_sklearn_version, "version_mismatch"),
+    "artifact is not an estimator": (not_an_estimator, "not_an_estimator"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_fails_closed_with_the_cause_named(
+        fault, model_copy, reinitialised_handler, api_event, lambda_context, demo_manifest, monkeypatch,
+        handler_logs, capsys):
+    # Given a model directory with one fault injected
+    inject, cause = FAULTS[fault]
+    inject(model_copy, monkeypatch)
+    # When a new container initialises on it
+    app = reinitialised_handler(MODEL_DIR=str(model_copy))
+    # Then init logs one error line naming the cause, and emits the failure metric
+    errors = [record for record in handler_logs() if record["level"] == "ERROR"]
+    assert len(errors) == 1 and errors[0]["cause"] == cause
+    assert errors[0]["message"].startswith(f"Model load failed ({cause})")
+    assert '"ModelLoadFailure":[1.0]' in capsys.readouterr().out
+    # And every route answers 503 without saying why
+    for event in (api_event(body=demo_manifest["example"]), api_event("health"), api_event("health", path="/model")):
+        result = app.lambda_handler(event, lambda_context)
+        status, body = response_json(result)
+        assert (status, body["error"]["code"]) == (503, "model_unavailable")
+        assert cause not in result["body"] and "joblib" not in result["body"]
+
+
+def test_sha256_mismatch_log_names_both_digests(model_copy, reinitialised_handler, handler_logs):
+    flip_a_byte(model_copy)
+    reinitialised_handler(MODEL_DIR=str(model_copy))
+    (message,) = [record["message"] for record in handler_logs() if record["level"] == "ERROR"]
+    pinned = json.loads((model_copy / "manifest.json").read_text())["sha256"]
+    assert pinned in message and sha256_file(model_copy / "model.joblib") in message
+
+
+def test_invalid_settings_fail_closed(reinitialised_handler, api_event, lambda_context, handler_logs):
+    app = reinitialised_handler(MAX_INSTANCES="lots")
+    assert [record["cause"] for record in handler_logs() if record["level"] == "ERROR"] == ["settings_invalid"]
+    assert app.lambda_handler(api_event("health"), lambda_context)["statusCode"] == 503
+
+
+def test_an_intact_copy_loads(model_copy, reinitialised_handler, api_event, lambda_context):
+    app = reinitialised_handler(MODEL_DIR=str(model_copy))
+    assert app.lambda_handler(api_event("health"), lambda_context)["statusCode"] == 200

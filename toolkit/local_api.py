@@ -1,0 +1,83 @@
+"""Serve the Lambda handler on localhost as API Gateway would: `python -m toolkit.local_api`.
+
+Each HTTP request becomes a real HTTP API v2 event; the handler's result becomes the HTTP
+response. PORT (default 3000) and HOST (default 127.0.0.1) pick the address.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from toolkit.events import LambdaContext, decode_response, http_api_event
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+MAX_LOCAL_BODY = 16 * 1024 * 1024  # read no more than this; the handler enforces its own cap
+
+
+def make_server(host: str, port: int, lambda_handler: Handler) -> ThreadingHTTPServer:
+    """An HTTP server on host:port that forwards every request to lambda_handler."""
+
+    class ApiGatewayProxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self) -> None:
+            length = min(int(self.headers.get("Content-Length") or 0), MAX_LOCAL_BODY)
+            body = self.rfile.read(length) if length else None
+            url = urlsplit(self.path)
+            event = http_api_event(self.command, url.path, body=body, headers=dict(self.headers.items()),
+                                   query=url.query, source_ip=self.client_address[0])
+            status, headers, payload = decode_response(lambda_handler(event, LambdaContext()))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _forward
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    return ThreadingHTTPServer((host, port), ApiGatewayProxy)
+
+
+def curl_example(base_url: str, model_dir: Path) -> str:
+    """A ready-to-paste curl posting the manifest's example to /predict."""
+    example = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))["example"]
+    return (f"curl -s -X POST {base_url}/predict -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(json.dumps(example))}")
+
+
+def main() -> int:
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApi-local")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "model-api-local")
+    from handler.app import MODEL, lambda_handler  # init happens here, as in Lambda
+    from handler.config import DEFAULT_MODEL_DIR
+
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "3000"))
+    server = make_server(host, port, lambda_handler)
+    base_url = f"http://{host}:{server.server_address[1]}"
+    if MODEL is None:
+        print("The model failed to load (see the log line above); every route answers 503.", file=sys.stderr)
+    print(f"Serving the model API on {base_url} (Ctrl-C stops it). Try:\n")
+    print(f"  {curl_example(base_url, Path(os.environ.get('MODEL_DIR') or DEFAULT_MODEL_DIR))}\n")
+    print(f"  curl -s {base_url}/model\n", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopped.")
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
