@@ -27,7 +27,7 @@ model_artifacts/manifest.json: | $(STAMP)
 	$(PY) -m toolkit.demo_model
 
 run: $(STAMP) model_artifacts/manifest.json ## serve the model on http://127.0.0.1:$(PORT) as API Gateway would
-	PORT=$(PORT) $(PY) -m toolkit.local_api
+	PORT=$(PORT) $(PY) -u -m toolkit.local_api
 
 test: $(STAMP) node_modules/.installed ## run every test layer
 	$(PY) -m pytest

@@ -39,8 +39,8 @@ class Feature:
     nullable: bool
     categories: list[Any] | None = None
     unknown_category: str | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: float | int | None = None
+    maximum: float | int | None = None
 
 
 @dataclass(frozen=True)
