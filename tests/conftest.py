@@ -13,13 +13,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression, Ridge
 
 # Before any handler import: the handler reads these at init, as in Lambda.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "model-api-test")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApiTest")
 
 from tests.helpers import DEMO_MODEL_DIR, EVENTS_DIR  # noqa: E402
+from tests.packager.helpers import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case,  # noqa: E402
+                                    array_pipeline, frame_pipeline, make_members, save_case)
 from toolkit.events import LambdaContext  # noqa: E402
 
 
@@ -90,3 +95,35 @@ def handler_logs(handler_app: ModuleType) -> Iterator[Callable[[], list[dict[str
     previous = handler_app.logger.registered_handler.setStream(stream)
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     handler_app.logger.registered_handler.setStream(previous)
+
+
+# Tiny fitted models of each kind, saved with their CSV sample and hold-out.
+@pytest.fixture(scope="session")
+def members() -> pd.DataFrame:
+    return make_members()
+
+
+@pytest.fixture(scope="session")
+def classifier_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    """A DataFrame classifier; its sample CSV lists the columns in reverse order."""
+    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
+    model = frame_pipeline(LogisticRegression()).fit(train[FEATURES], train["churned"])
+    columns = FEATURES + ["churned"]
+    return save_case(tmp_path_factory.mktemp("classifier"), model, train[columns[::-1]], holdout[columns],
+                     "churned")
+
+
+@pytest.fixture(scope="session")
+def regressor_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
+    model = frame_pipeline(Ridge()).fit(train[FEATURES], train["spend"])
+    columns = FEATURES + ["spend"]
+    return save_case(tmp_path_factory.mktemp("regressor"), model, train[columns], holdout[columns], "spend")
+
+
+@pytest.fixture(scope="session")
+def array_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
+    model = array_pipeline().fit(train[ARRAY_FEATURES].to_numpy(dtype=np.float64), train["churned"])
+    columns = ARRAY_FEATURES + ["churned"]
+    return save_case(tmp_path_factory.mktemp("array"), model, train[columns], holdout[columns], "churned")

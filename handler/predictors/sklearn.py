@@ -48,7 +48,7 @@ class SklearnPredictor:
         if self._as_frame:
             import pandas  # only DataFrame-fed pipelines pay for pandas
 
-            self._frame = pandas.DataFrame
+            self._pandas = pandas
         self._array_dtype = np.result_type(*self._dtypes.values())
 
     @staticmethod
@@ -65,7 +65,10 @@ class SklearnPredictor:
         """Columns → DataFrame with the manifest's dtypes, or a 2-D array in feature order."""
         columns = {name: _column(values, self._dtypes[name]) for name, values in batch.columns.items()}
         if self._as_frame:
-            return self._frame(columns, copy=False)
+            # A Series keeps object columns object: pandas 3 would otherwise infer its str dtype.
+            return self._pandas.DataFrame({name: self._pandas.Series(values, dtype=values.dtype, copy=False)
+                                           if values.dtype == object else values
+                                           for name, values in columns.items()}, copy=False)
         return np.column_stack([columns[name].astype(self._array_dtype) for name in columns])
 
     def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:

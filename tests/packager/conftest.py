@@ -5,45 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression, Ridge
 
-from tests.packager.helpers import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case, CliResult, array_pipeline,
-                                    frame_pipeline, make_members, packaged, save_case)
+from tests.packager.helpers import Case, CliResult, packaged
 from toolkit.packager import main
-
-
-@pytest.fixture(scope="session")
-def members() -> pd.DataFrame:
-    return make_members()
-
-
-@pytest.fixture(scope="session")
-def classifier_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
-    """A DataFrame classifier; its sample CSV lists the columns in reverse order."""
-    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
-    model = frame_pipeline(LogisticRegression()).fit(train[FEATURES], train["churned"])
-    columns = FEATURES + ["churned"]
-    return save_case(tmp_path_factory.mktemp("classifier"), model, train[columns[::-1]], holdout[columns],
-                     "churned")
-
-
-@pytest.fixture(scope="session")
-def regressor_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
-    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
-    model = frame_pipeline(Ridge()).fit(train[FEATURES], train["spend"])
-    columns = FEATURES + ["spend"]
-    return save_case(tmp_path_factory.mktemp("regressor"), model, train[columns], holdout[columns], "spend")
-
-
-@pytest.fixture(scope="session")
-def array_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
-    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
-    model = array_pipeline().fit(train[ARRAY_FEATURES].to_numpy(dtype=np.float64), train["churned"])
-    columns = ARRAY_FEATURES + ["churned"]
-    return save_case(tmp_path_factory.mktemp("array"), model, train[columns], holdout[columns], "churned")
 
 
 @pytest.fixture
