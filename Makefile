@@ -8,7 +8,7 @@ PORT ?= 3000
 # jsii prints a banner on Node versions it no longer supports; the CDK still works.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help run test model synth deploy destroy clean
+.PHONY: help run test model fuzz synth deploy destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: $(STAMP) node_modules/.installed ## run every test layer
 
 model: $(STAMP) ## rebuild the demo model and package it into model_artifacts/
 	$(PY) -m toolkit.demo_model
+
+fuzz: $(STAMP) model_artifacts/manifest.json ## send 10,000 generated requests to the local API (CASES to change)
+	$(PY) -m toolkit.fuzz --cases $(or $(CASES),10000)
 
 synth: $(STAMP) node_modules/.installed ## build the Lambda bundle and write the CloudFormation template to cdk.out/
 	npx aws-cdk synth --quiet

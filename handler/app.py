@@ -7,6 +7,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handler.config import observability_names
 from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
 from handler.loading import LoadedModel, load_model_from_environment
-from handler.validation import parse_json_body
+from handler.validation import outside_training_range, parse_json_body
 
 # /health, /model and 404s publish no metric by design; Powertools would warn on each.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -63,7 +64,12 @@ def predict() -> dict[str, Any]:
                               max_bytes=MODEL.settings.max_body_bytes)
     batch = MODEL.validator.validate(payload)
     started = time.perf_counter()
-    predictions = MODEL.predictor.predict(batch)
+    try:
+        predictions = MODEL.predictor.predict(batch)
+    except (ValueError, FloatingPointError):  # e.g. a float32 overflow inside a tree model
+        logger.warning("Model could not score the request", exc_info=True)
+        raise ApiError(422, "unscorable_input", "The model cannot score these values.",
+                       outside_training_range(batch, MODEL.manifest)) from None
     latency_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=batch.count)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
@@ -83,15 +89,41 @@ def describe_model() -> dict[str, Any]:
     return MODEL.manifest.public_view()
 
 
+@cache
+def openapi() -> dict[str, Any]:
+    """GET /openapi.json: the API's contract, built on first request rather than at init."""
+    from handler.openapi import openapi_document
+
+    return openapi_document(MODEL.manifest, MODEL.settings)
+
+
+def docs() -> Response:
+    """GET /docs: an interactive page over /openapi.json (enabled by DOCS_ENABLED=true)."""
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=SWAGGER_PAGE)
+
+
+SWAGGER_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Model API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="docs"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#docs"});</script>
+</body></html>
+"""
+
+
 def _model_identity() -> dict[str, str]:
     return {"name": MODEL.manifest.name, "version": MODEL.manifest.version}
 
 
-ROUTES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+ROUTES: dict[str, tuple[str, Callable[[], Any]]] = {
     "/predict": ("POST", predict),
     "/health": ("GET", health),
     "/model": ("GET", describe_model),
+    "/openapi.json": ("GET", openapi),
 }
+if MODEL is not None and MODEL.settings.docs_enabled:
+    ROUTES["/docs"] = ("GET", docs)
 for _path, (_method, _view) in ROUTES.items():
     app.route(_path, _method, middlewares=[require_model])(_view)
 

@@ -24,6 +24,7 @@ class Settings:
     max_instances: int = 1000
     max_body_bytes: int = 1_048_576
     max_string_length: int = 256
+    docs_enabled: bool = False
 
 
 # variable name -> (field, smallest allowed value)
@@ -52,6 +53,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             problems.append(f"{variable} must be an integer >= {minimum}, got {raw!r}")
         else:
             values[field] = number
+    docs = environ.get("DOCS_ENABLED", "false").strip().lower()
+    if docs not in ("true", "false"):
+        problems.append(f"DOCS_ENABLED must be true or false, got {environ['DOCS_ENABLED']!r}")
+    values["docs_enabled"] = docs == "true"
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(**values)

@@ -17,7 +17,8 @@ from handler.config import Settings
 from handler.errors import ApiError, FieldProblem
 from handler.manifest import Feature, Manifest
 
-INT64_LIMIT = 2**63
+# No tabular feature needs more, and models compute in float32 (max ~3.4e38) after scaling.
+NUMBER_LIMIT = 10**15
 FIELD_NAME_SHOWN = 64  # echo at most this much of an unknown field's name back
 
 
@@ -141,6 +142,19 @@ class RequestValidator:
         return instances
 
 
+def outside_training_range(batch: ValidatedBatch, manifest: Manifest) -> list[FieldProblem]:
+    """Numbers beyond what the training data showed: the likely cause when a model cannot score."""
+    problems = []
+    for feature in manifest.features:
+        if feature.minimum is None:
+            continue
+        for index, value in enumerate(batch.columns[feature.name]):
+            if value is not None and not feature.minimum <= value <= feature.maximum:
+                problems.append(FieldProblem(f"instances[{index}].{feature.name}",
+                                             f"outside the training range {feature.minimum} to {feature.maximum}"))
+    return problems
+
+
 def _shape_error(problems: list[FieldProblem]) -> ApiError:
     return ApiError(422, "validation_error", 'The body must be {"instances": [{...}, ...]}.', problems)
 
@@ -171,14 +185,11 @@ def _checker_for(feature: Feature, max_string_length: int) -> Checker:
 
 
 def _to_number(value: Any, _: int) -> tuple[Any, str | None]:
-    if type(value) is float:
-        return value, None
-    if type(value) is int:
-        try:
-            return float(value), None
-        except OverflowError:
-            return None, "number out of range"
-    return None, f"expected a number, got {_json_type(value)}"
+    if type(value) not in (int, float):
+        return None, f"expected a number, got {_json_type(value)}"
+    if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
+        return None, f"number out of range (at most {NUMBER_LIMIT:.0e} in size)"
+    return float(value), None
 
 
 def _to_integer(value: Any, _: int) -> tuple[Any, str | None]:
@@ -186,8 +197,8 @@ def _to_integer(value: Any, _: int) -> tuple[Any, str | None]:
         value = int(value)
     if type(value) is not int:
         return None, f"expected an integer, got {_json_type(value)}"
-    if not -INT64_LIMIT <= value < INT64_LIMIT:
-        return None, "integer out of range"
+    if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
+        return None, f"integer out of range (at most {NUMBER_LIMIT:.0e} in size)"
     return value, None
 
 
@@ -211,6 +222,51 @@ _CONVERTERS: dict[str, Callable[[Any, int], tuple[Any, str | None]]] = {
     "string": _to_string,
     "boolean": _to_boolean,
 }
+# The same rules as JSON Schema, for the OpenAPI document: the two cannot disagree.
+_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "number": {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT},
+    "integer": {"type": "integer", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT},
+    "string": {"type": "string"},
+    "boolean": {"type": "boolean"},
+}
+
+
+def feature_schema(feature: Feature, max_string_length: int) -> dict[str, Any]:
+    """The JSON Schema of one feature's value, exactly as RequestValidator checks it."""
+    schema: dict[str, Any] = dict(_TYPE_SCHEMAS[feature.type])
+    if feature.type == "string":
+        schema["maxLength"] = max_string_length
+    notes = []
+    if feature.minimum is not None:
+        notes.append(f"observed in training: {feature.minimum} to {feature.maximum}")
+    if feature.categories and feature.unknown_category == "reject":
+        schema["enum"] = list(feature.categories) + ([None] if feature.nullable else [])
+    elif feature.categories:
+        notes.append("known categories: " + ", ".join(map(str, feature.categories))
+                     + "; others are accepted and counted as unknown")
+        schema["examples"] = list(feature.categories)
+    if feature.nullable:
+        schema["type"] = [schema["type"], "null"]
+    if notes:
+        schema["description"] = "; ".join(notes)
+    return schema
+
+
+def request_schema(manifest: Manifest, settings: Settings) -> dict[str, Any]:
+    """The JSON Schema of a `POST /predict` body."""
+    instance = {
+        "type": "object",
+        "properties": {f.name: feature_schema(f, settings.max_string_length) for f in manifest.features},
+        "required": manifest.feature_names,
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"instances": {"type": "array", "items": instance, "minItems": 1,
+                                     "maxItems": settings.max_instances}},
+        "required": ["instances"],
+        "additionalProperties": False,
+    }
 
 
 def _json_type(value: Any) -> str:

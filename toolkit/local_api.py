@@ -21,7 +21,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_LOCAL_BODY = 16 * 1024 * 1024  # read no more than this; the handler enforces its own cap
 
 
-def make_server(host: str, port: int, lambda_handler: Handler) -> ThreadingHTTPServer:
+def make_server(host: str, port: int, lambda_handler: Handler, *, quiet: bool = False) -> ThreadingHTTPServer:
     """An HTTP server on host:port that forwards every request to lambda_handler."""
 
     class ApiGatewayProxy(BaseHTTPRequestHandler):
@@ -44,7 +44,8 @@ def make_server(host: str, port: int, lambda_handler: Handler) -> ThreadingHTTPS
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _forward
 
         def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+            if not quiet:
+                sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
     return ThreadingHTTPServer((host, port), ApiGatewayProxy)
 
@@ -59,6 +60,7 @@ def curl_example(base_url: str, model_dir: Path) -> str:
 def main() -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApi-local")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "model-api-local")
+    os.environ.setdefault("DOCS_ENABLED", "true")
     from handler.app import MODEL, lambda_handler  # init happens here, as in Lambda
     from handler.config import DEFAULT_MODEL_DIR
 
@@ -69,7 +71,9 @@ def main() -> int:
         print("The model failed to load (see the log line above); every route answers 503.", file=sys.stderr)
     print(f"Serving the model API on {base_url} (Ctrl-C stops it). Try:\n")
     print(f"  {curl_example(base_url, Path(os.environ.get('MODEL_DIR') or DEFAULT_MODEL_DIR))}\n")
-    print(f"  curl -s {base_url}/model\n", flush=True)
+    print(f"  curl -s {base_url}/model\n")
+    if os.environ["DOCS_ENABLED"] == "true":
+        print(f"Interactive docs: {base_url}/docs (the contract: {base_url}/openapi.json)\n", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ is replaced in one rename, so a failed run leaves it untouched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -33,9 +34,12 @@ from sklearn.metrics import (accuracy_score, log_loss, mean_absolute_error, r2_s
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from handler.config import Settings
 from handler.manifest import Feature, Manifest, sha256_file, write_manifest
+from handler.openapi import openapi_document
 
 ARTIFACT = "model.joblib"
+OPENAPI_FILE = "openapi.json"
 DEFAULT_OUT_DIR = Path("model_artifacts")
 EXAMPLE_ROWS = 2
 METRIC_DIGITS = 4
@@ -81,6 +85,7 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
             classes=classes, metrics=metrics,
         )
         write_manifest(manifest, staged)
+        write_openapi(manifest, staged)
         _swap_into_place(staged, out_dir, scratch)
     return manifest
 
@@ -330,6 +335,13 @@ def check_reload(model: Any, artifact: Path, inputs: Any) -> None:
     actual = predictions(reloaded, inputs)
     if not all(np.array_equal(before, after) for before, after in zip(expected, actual)):
         raise PackagingError("the model predicts differently after a joblib round trip")
+
+
+def write_openapi(manifest: Manifest, out_dir: Path) -> Path:
+    """openapi.json for the default request limits; the API serves its own at /openapi.json."""
+    path = out_dir / OPENAPI_FILE
+    path.write_text(json.dumps(openapi_document(manifest, Settings()), indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def example_request(typed: pd.DataFrame) -> dict[str, Any]:

@@ -46,3 +46,47 @@ def test_any_text_body_gets_a_4xx_never_a_traceback(handler_app, api_event, lamb
     result = handler_app.lambda_handler(api_event(raw_body=text or " "), lambda_context)
     assert result["statusCode"] in (200, 400, 413, 422)
     assert "Traceback" not in result["body"] and "/handler/" not in result["body"]
+
+
+def valid_value(feature: dict) -> st.SearchStrategy:
+    """Any value the manifest allows for one feature, reaching well past the training range."""
+    if feature["type"] in ("number", "integer"):
+        span = (feature["maximum"] - feature["minimum"]) or 1
+        low, high = feature["minimum"] - 2 * span, feature["maximum"] + 2 * span
+        values = (st.integers(int(low), int(high)) if feature["type"] == "integer"
+                  else st.floats(low, high, allow_nan=False))
+    elif feature["type"] == "boolean":
+        values = st.booleans()
+    else:
+        values = st.sampled_from(feature["categories"]) | st.text(max_size=20) if feature.get("categories") \
+            else st.text(max_size=20)
+    return values | st.none() if feature["nullable"] else values
+
+
+valid_instances = st.fixed_dictionaries({f["name"]: valid_value(f) for f in MANIFEST["features"]})
+LEAKS = ("Traceback", "/handler/", "/var/task", "site-packages", "sklearn", "joblib", "numpy", ".py")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(instances=st.lists(valid_instances, min_size=1, max_size=5))
+def test_valid_instances_get_one_prediction_each_in_order(handler_app, api_event, lambda_context, instances):
+    # When the batch is sent, and each instance alone
+    status, body = answer(handler_app, api_event, lambda_context, json.dumps({"instances": instances}))
+    alone = [answer(handler_app, api_event, lambda_context, json.dumps({"instances": [instance]}))[1]
+             for instance in instances]
+    # Then one prediction per instance, in input order, each a distribution over the classes
+    assert status == 200
+    assert body["predictions"] == [single["predictions"][0] for single in alone]
+    for prediction in body["predictions"]:
+        assert abs(sum(prediction["probabilities"].values()) - 1.0) <= 1e-9
+
+
+@PROPERTY_SETTINGS
+@given(body=bodies)
+def test_no_answer_leaks_internals(handler_app, api_event, lambda_context, body):
+    status, answer_body = answer(handler_app, api_event, lambda_context, json.dumps(body))
+    if status != 200:
+        error = answer_body["error"]
+        # Field names echo the caller's own keys; everything else is the API's own words.
+        ours = " ".join([error["code"], error["message"], *(item["problem"] for item in error["details"])])
+        assert not any(leak in ours for leak in LEAKS), ours

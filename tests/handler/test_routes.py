@@ -147,3 +147,20 @@ def test_an_unexpected_failure_is_a_500_without_internals(
     assert (status, body["error"]["code"]) == (500, "internal_error")
     for leak in ("/var/task", "Traceback", "GradientBoosting", "RuntimeError", ".py"):
         assert leak not in result["body"]
+
+
+def test_values_the_model_cannot_score_are_a_422_naming_the_unusual_fields(
+        handler_app, api_event, lambda_context, demo_manifest, monkeypatch):
+    # Given a model that overflows on an extreme value, as float32 tree models do
+    def overflow(batch):
+        raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+
+    monkeypatch.setattr(handler_app.MODEL.predictor, "predict", overflow)
+    number = feature_of_type(demo_manifest, "number")
+    instance = {**demo_manifest["example"]["instances"][0], number["name"]: 9e14}
+    # When
+    status, body = response_json(handler_app.lambda_handler(api_event(body={"instances": [instance]}), lambda_context))
+    # Then the answer names the field outside the training range, and nothing of the model
+    assert (status, body["error"]["code"]) == (422, "unscorable_input")
+    assert list(problems_by_field(body)) == [f"instances[0].{number['name']}"]
+    assert "float32" not in json.dumps(body)

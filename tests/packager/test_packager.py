@@ -215,7 +215,7 @@ def test_cli_replaces_an_earlier_output_whole(published: Path, array_case: Case,
     assert result.code == 0
     assert result.stderr_lines == []
     assert len(result.stdout_lines) == 1 and "model 3" in result.stdout_lines[0]
-    assert sorted(path.name for path in published.iterdir()) == ["manifest.json", "model.joblib"]
+    assert sorted(path.name for path in published.iterdir()) == ["manifest.json", "model.joblib", "openapi.json"]
     assert read_manifest(published).input_format == "array"
     assert [path.name for path in published.parent.iterdir()] == ["model_artifacts"]
 
@@ -421,3 +421,11 @@ def test_imputer_fill_value_is_a_category_only_if_the_sample_has_it(sample_value
     # When its categories are listed against the sample
     # Then
     assert known_categories(encoding, pd.Series(sample_values)) == expected
+
+
+def test_the_openapi_document_is_written_beside_the_manifest(published: Path) -> None:
+    document = json.loads((published / "openapi.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(published)
+    assert document["info"]["version"] == manifest.version
+    instance = document["components"]["schemas"]["PredictRequest"]["properties"]["instances"]["items"]
+    assert instance["required"] == manifest.feature_names

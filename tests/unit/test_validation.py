@@ -109,7 +109,7 @@ def test_body_shape_problems_are_named(validator, payload, field, problem):
 def test_strings_over_the_cap_and_out_of_range_integers_are_rejected(validator):
     error = rejection(validator, {"instances": [{**VALID, "contract": "x" * 11, "tenure": 2**63}]})
     assert fields(error) == {"instances[0].contract": "string longer than 10 characters",
-                             "instances[0].tenure": "integer out of range"}
+                             "instances[0].tenure": "integer out of range (at most 1e+15 in size)"}
 
 
 def test_more_instances_than_the_cap_is_413(validator):
