@@ -17,8 +17,10 @@ SCHEMA_VERSION = 1
 TASKS = ("classification", "regression")
 INPUT_FORMATS = ("dataframe", "array")
 FEATURE_TYPES = ("number", "integer", "string", "boolean")
-RUNTIMES = ("sklearn",)
+RUNTIMES = ("sklearn", "onnx")
 UNKNOWN_CATEGORY_POLICIES = ("ignore", "reject")
+# Why the packager served a model with scikit-learn rather than ONNX: `runtime_fallback` starts with one.
+FALLBACK_REASONS = ("conversion_error", "unsupported_estimator", "parity_miss")
 
 
 class ManifestError(ValueError):
@@ -44,8 +46,26 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Parity:
+    """How closely the ONNX model reproduced scikit-learn on the sample and edge cases, at package time."""
+
+    tolerance: float
+    max_abs_difference: float
+    rows: int
+    labels_identical: bool | None = None  # classifiers only
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_difference <= self.tolerance and self.labels_identical is not False
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """Everything the handler needs to know about an artifact before loading it."""
+    """Everything the handler needs to know about an artifact before loading it.
+
+    `artifact` and `sha256` name the file the runtime loads. With the onnx runtime,
+    `sklearn_artifact` and `sklearn_sha256` pin the joblib pipeline it was exported from.
+    """
 
     name: str
     version: str
@@ -58,6 +78,10 @@ class Manifest:
     sha256: str
     versions: dict[str, str]
     runtime: str = "sklearn"
+    sklearn_artifact: str | None = None
+    sklearn_sha256: str | None = None
+    parity: Parity | None = None
+    runtime_fallback: str | None = None  # why onnx was not chosen, e.g. "parity_miss: ..."
     classes: list[Any] | None = None
     metrics: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
@@ -72,12 +96,15 @@ class Manifest:
         data = asdict(self)
         extra = data.pop("extra")
         data["features"] = [_drop_none(feature) for feature in data["features"]]
+        if data["parity"] is not None:
+            data["parity"] = _drop_none(data["parity"])
         return {**_drop_none(data), **extra}
 
     def public_view(self) -> dict[str, Any]:
-        """What `GET /model` shows: no file names, nothing about where the artifact lives."""
+        """What `GET /model` shows: no file names nor build diagnostics, nothing about where the artifact lives."""
         data = self.to_dict()
-        data.pop("artifact", None)
+        for private in ("artifact", "sklearn_artifact", "runtime_fallback"):
+            data.pop(private, None)
         return data
 
 
@@ -112,11 +139,18 @@ def manifest_from_dict(data: Any) -> Manifest:
         problems.append(f"runtime must be one of {RUNTIMES}")
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         problems.append(f"schema_version must be {SCHEMA_VERSION}")
-    sha = data["sha256"]
-    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
-        problems.append("sha256 must be 64 lowercase hex characters")
-    if not isinstance(data["artifact"], str) or "/" in data["artifact"] or data["artifact"].startswith("."):
-        problems.append("artifact must be a plain file name")
+    for file_key, sha_key in (("artifact", "sha256"), ("sklearn_artifact", "sklearn_sha256")):
+        if file_key in data or sha_key in data:
+            problems.extend(_pin_problems(data, file_key, sha_key))
+    fallback = data.get("runtime_fallback")
+    if fallback is not None and not (isinstance(fallback, str) and fallback.startswith(FALLBACK_REASONS)):
+        problems.append(f"runtime_fallback must start with one of {FALLBACK_REASONS}")
+    parity = None
+    if data.get("parity") is not None:
+        try:
+            parity = _parity_from_dict(data["parity"])
+        except (TypeError, ValueError) as error:
+            problems.append(f"parity: {error}")
     if data["task"] == "classification" and not data.get("classes"):
         problems.append("a classification manifest needs classes")
     features = []
@@ -132,10 +166,37 @@ def manifest_from_dict(data: Any) -> Manifest:
         raise ManifestError("; ".join(problems))
     known = {f for f in Manifest.__dataclass_fields__ if f != "extra"}
     return Manifest(
-        **{key: value for key, value in data.items() if key in known and key != "features"},
+        **{key: value for key, value in data.items() if key in known and key not in ("features", "parity")},
         features=features,
+        parity=parity,
         extra={key: value for key, value in data.items() if key not in known},
     )
+
+
+def _pin_problems(data: dict[str, Any], file_key: str, sha_key: str) -> list[str]:
+    """A file name and its sha256, as a pair: a plain file name and 64 lowercase hex characters."""
+    problems = []
+    sha = data.get(sha_key)
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        problems.append(f"{sha_key} must be 64 lowercase hex characters")
+    name = data.get(file_key)
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        problems.append(f"{file_key} must be a plain file name")
+    return problems
+
+
+def _parity_from_dict(raw: Any) -> Parity:
+    if not isinstance(raw, dict):
+        raise TypeError("not an object")
+    parity = Parity(**raw)
+    numbers = (parity.tolerance, parity.max_abs_difference)
+    if not all(type(number) in (int, float) and number >= 0 for number in numbers):
+        raise ValueError("tolerance and max_abs_difference must be numbers >= 0")
+    if type(parity.rows) is not int or parity.rows < 1:
+        raise ValueError("rows must be a positive integer")
+    if parity.labels_identical is not None and type(parity.labels_identical) is not bool:
+        raise ValueError("labels_identical must be true or false")
+    return parity
 
 
 def _feature_from_dict(raw: Any) -> Feature:

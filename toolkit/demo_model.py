@@ -80,11 +80,17 @@ def build_pipeline() -> Pipeline:
                      ("model", GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0))])
 
 
-def fit_demo_model() -> tuple[Pipeline, pd.DataFrame, pd.DataFrame]:
-    """The fitted pipeline, its training rows and the hold-out rows (both with the target)."""
+def split_customers() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training rows and the hold-out rows, both with the target."""
     customers = make_customers()
     train, holdout = train_test_split(customers, test_size=0.25, random_state=SEED,
                                       stratify=customers[TARGET])
+    return train, holdout
+
+
+def fit_demo_model() -> tuple[Pipeline, pd.DataFrame, pd.DataFrame]:
+    """The fitted pipeline, its training rows and the hold-out rows (both with the target)."""
+    train, holdout = split_customers()
     model = build_pipeline().fit(train.drop(columns=[TARGET]), train[TARGET])
     return model, train, holdout
 
@@ -99,7 +105,7 @@ def main() -> None:
                              holdout_path=BUILD_DIR / "holdout.csv", target=TARGET,
                              name=NAME, version=VERSION, out_dir=ARTIFACTS_DIR)
     print(f"hold-out metrics: {json.dumps(manifest.metrics)}")
-    print(f"packaged {NAME} {VERSION} into {ARTIFACTS_DIR.relative_to(ROOT)}")
+    print(f"packaged {NAME} {VERSION} into {ARTIFACTS_DIR.relative_to(ROOT)} (runtime {manifest.runtime})")
 
 
 if __name__ == "__main__":

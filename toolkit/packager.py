@@ -1,9 +1,11 @@
-"""Package a fitted scikit-learn estimator into model_artifacts/: the joblib artifact and its manifest.
+"""Package a fitted scikit-learn estimator into model_artifacts/: the joblib artifact, its ONNX export, its manifest.
 
 The manifest describes the input the model expects (read from the estimator and a sample of
 its training data), pins the artifact by sha256 and the library versions that pickled it, and
-records hold-out scores. Every check runs before anything is written, and the output directory
-is replaced in one rename, so a failed run leaves it untouched.
+records hold-out scores. The model is served by onnxruntime (model.onnx) when it converts and
+matches scikit-learn on the sample and edge cases, else by scikit-learn (see toolkit.onnx_export).
+Every check runs before anything is written, and the output directory is replaced in one rename,
+so a failed run leaves it untouched.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -37,8 +39,11 @@ from sklearn.utils.validation import check_is_fitted
 from handler.config import Settings
 from handler.manifest import Feature, Manifest, sha256_file, write_manifest
 from handler.openapi import openapi_document
+from toolkit.onnx_export import DEFAULT_TOLERANCE, OnnxRefused, export_onnx
 
 ARTIFACT = "model.joblib"
+ONNX_ARTIFACT = "model.onnx"
+RUNTIME_CHOICES = ("auto", "onnx", "sklearn")
 OPENAPI_FILE = "openapi.json"
 DEFAULT_OUT_DIR = Path("model_artifacts")
 EXAMPLE_ROWS = 2
@@ -60,8 +65,10 @@ class Encoding:
 
 def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAULT_OUT_DIR,
                   name: str | None = None, version: str = "1", holdout_path: Path | None = None,
-                  target: str | None = None) -> Manifest:
-    """Check the model against its sample, then write model.joblib and manifest.json into out_dir."""
+                  target: str | None = None, runtime: str = "auto",
+                  parity_tolerance: float = DEFAULT_TOLERANCE) -> Manifest:
+    """Check the model against its sample, then write model.joblib, model.onnx (when onnx serves it)
+    and manifest.json into out_dir. runtime is auto (onnx when it matches scikit-learn), onnx or sklearn."""
     model = load_model(model_path)
     task = model_task(model)
     classes = class_labels(model) if task == "classification" else None
@@ -84,6 +91,7 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
             versions=library_versions(input_format), runtime="sklearn",
             classes=classes, metrics=metrics,
         )
+        manifest = select_runtime(manifest, model, records(typed_sample), staged, runtime, parity_tolerance)
         write_manifest(manifest, staged)
         write_openapi(manifest, staged)
         _swap_into_place(staged, out_dir, scratch)
@@ -337,6 +345,28 @@ def check_reload(model: Any, artifact: Path, inputs: Any) -> None:
         raise PackagingError("the model predicts differently after a joblib round trip")
 
 
+def select_runtime(manifest: Manifest, model: Any, sample: list[dict[str, Any]], staged: Path, runtime: str,
+                   tolerance: float) -> Manifest:
+    """The sklearn manifest, or one serving model.onnx when the export matches scikit-learn.
+
+    With runtime "onnx" a refused export is an error; with "auto" the manifest records why it fell back.
+    """
+    if runtime not in RUNTIME_CHOICES:
+        raise PackagingError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, not {runtime}")
+    if runtime == "sklearn":
+        return manifest
+    try:
+        export = export_onnx(manifest, model, sample, tolerance)
+    except OnnxRefused as refusal:
+        if runtime == "onnx":
+            raise PackagingError(f"--runtime onnx is not possible: {refusal.reason}") from None
+        return replace(manifest, runtime_fallback=refusal.reason, parity=refusal.parity)
+    (staged / ONNX_ARTIFACT).write_bytes(export.model)
+    return replace(manifest, runtime="onnx", artifact=ONNX_ARTIFACT, sha256=sha256_file(staged / ONNX_ARTIFACT),
+                   sklearn_artifact=manifest.artifact, sklearn_sha256=manifest.sha256, parity=export.parity,
+                   versions=library_versions(manifest.input_format, "onnx"))
+
+
 def write_openapi(manifest: Manifest, out_dir: Path) -> Path:
     """openapi.json for the default request limits; the API serves its own at /openapi.json."""
     path = out_dir / OPENAPI_FILE
@@ -347,8 +377,12 @@ def write_openapi(manifest: Manifest, out_dir: Path) -> Path:
 def example_request(typed: pd.DataFrame) -> dict[str, Any]:
     """A request body of sample rows, complete ones first choice."""
     complete = typed.dropna()
-    rows = (complete if len(complete) else typed).head(EXAMPLE_ROWS).to_dict(orient="records")
-    return {"instances": [{str(key): json_native(value) for key, value in row.items()} for row in rows]}
+    return {"instances": records((complete if len(complete) else typed).head(EXAMPLE_ROWS))}
+
+
+def records(typed: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as instances of a request: JSON values, None where missing."""
+    return [{str(key): json_native(value) for key, value in row.items()} for row in typed.to_dict(orient="records")]
 
 
 def json_native(value: Any) -> Any:
@@ -358,9 +392,10 @@ def json_native(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def library_versions(input_format: str) -> dict[str, str]:
-    """The versions that pickled the artifact; it only loads under the same ones."""
-    distributions = ["scikit-learn", "numpy", "joblib"] + (["pandas"] if input_format == "dataframe" else [])
+def library_versions(input_format: str, runtime: str = "sklearn") -> dict[str, str]:
+    """The versions that pickled the artifact (it only loads under the same ones), and exported it to ONNX."""
+    distributions = (["scikit-learn", "numpy", "joblib"] + (["pandas"] if input_format == "dataframe" else [])
+                     + (["onnxruntime", "onnx", "skl2onnx"] if runtime == "onnx" else []))
     return {"python": platform.python_version(),
             **{distribution: metadata.version(distribution) for distribution in distributions}}
 
@@ -402,7 +437,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m toolkit.packager",
         description="Package a fitted scikit-learn estimator (joblib) into a directory holding "
-                    "model.joblib and manifest.json, after checking it against a sample of its input.")
+                    "model.joblib, model.onnx (when onnxruntime can serve it) and manifest.json, "
+                    "after checking it against a sample of its input.")
     parser.add_argument("--model", type=Path, required=True, help="fitted estimator saved with joblib")
     parser.add_argument("--sample", type=Path, required=True,
                         help="CSV sample of the training data, one column per model input")
@@ -412,18 +448,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", default="1", help="model version (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR,
                         help="output directory, replaced as a whole (default: %(default)s)")
+    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default="auto",
+                        help="what serves the model: onnx when its export matches scikit-learn (auto), "
+                             "onnx or an error, or sklearn (default: %(default)s)")
+    parser.add_argument("--parity-tolerance", type=tolerance, default=DEFAULT_TOLERANCE,
+                        help="largest absolute difference between ONNX and scikit-learn probabilities "
+                             "or values that onnx may serve with (default: %(default)g)")
     return parser.parse_args(argv)
+
+
+def tolerance(text: str) -> float:
+    """A --parity-tolerance value: a finite number >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         manifest = package_model(args.model, args.sample, out_dir=args.out, name=args.name,
-                                 version=args.version, holdout_path=args.holdout, target=args.target)
+                                 version=args.version, holdout_path=args.holdout, target=args.target,
+                                 runtime=args.runtime, parity_tolerance=args.parity_tolerance)
     except (PackagingError, OSError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    print(f"packaged {manifest.name} {manifest.version} into {args.out} (sha256 {manifest.sha256[:12]})")
+    fallback = f"; onnx not used: {manifest.runtime_fallback}" if manifest.runtime_fallback else ""
+    print(f"packaged {manifest.name} {manifest.version} into {args.out} "
+          f"(runtime {manifest.runtime}, sha256 {manifest.sha256[:12]}){fallback}")
     return 0
 
 

@@ -9,7 +9,7 @@ from handler.manifest import Manifest
 from handler.predictors.base import Predictor
 
 # runtime name in the manifest -> module with a `load(manifest, artifact)` function
-_RUNTIME_MODULES = {"sklearn": "handler.predictors.sklearn"}
+_RUNTIME_MODULES = {"sklearn": "handler.predictors.sklearn", "onnx": "handler.predictors.onnx"}
 
 
 def load_predictor(manifest: Manifest, artifact: bytes) -> Predictor:
@@ -17,7 +17,12 @@ def load_predictor(manifest: Manifest, artifact: bytes) -> Predictor:
     module_name = _RUNTIME_MODULES.get(manifest.runtime)
     if module_name is None:
         raise ModelLoadError("manifest_invalid", f"unsupported runtime {manifest.runtime!r}")
-    return import_module(module_name).load(manifest, artifact)
+    try:
+        module = import_module(module_name)
+    except ImportError as error:  # a bundle built without this runtime's libraries
+        raise ModelLoadError("runtime_unavailable",
+                             f"the {manifest.runtime} runtime cannot be imported ({error.name or error})") from None
+    return module.load(manifest, artifact)
 
 
 __all__ = ["Predictor", "load_predictor"]

@@ -20,59 +20,83 @@ def edit_manifest(model_dir: Path, **changes) -> None:
     path.write_text(json.dumps(data))
 
 
+def artifact(model_dir: Path) -> Path:
+    """The file the manifest says the runtime loads (model.onnx or model.joblib)."""
+    return model_dir / json.loads((model_dir / "manifest.json").read_text())["artifact"]
+
+
 def repin(model_dir: Path) -> None:
     """Make the manifest's sha256 agree with the artifact again (a consistent but bad pair)."""
-    artifact = json.loads((model_dir / "manifest.json").read_text())["artifact"]
-    edit_manifest(model_dir, sha256=sha256_file(model_dir / artifact))
+    edit_manifest(model_dir, sha256=sha256_file(artifact(model_dir)))
 
 
 def flip_a_byte(model_dir: Path) -> None:
-    path = model_dir / "model.joblib"
+    path = artifact(model_dir)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
 
 
+def truncate(model_dir: Path) -> None:
+    artifact(model_dir).write_bytes(artifact(model_dir).read_bytes()[:100])
+
+
 def pickle_as_other_sklearn_version(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = joblib.load(model_dir / "model.joblib")
+    model = joblib.load(artifact(model_dir))
     with monkeypatch.context() as patch:
         patch.setattr(sklearn.base, "__version__", "0.24.2")  # what __getstate__ records
-        joblib.dump(model, model_dir / "model.joblib")
+        joblib.dump(model, artifact(model_dir))
     repin(model_dir)
 
 
 def not_an_estimator(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    joblib.dump({"weights": [1, 2, 3]}, model_dir / "model.joblib")
+    joblib.dump({"weights": [1, 2, 3]}, artifact(model_dir))
     repin(model_dir)
 
 
-FAULTS = {
+def rename_first_feature(model_dir: Path) -> None:
+    features = json.loads((model_dir / "manifest.json").read_text())["features"]
+    edit_manifest(model_dir, features=[{**features[0], "name": "renamed"}, *features[1:]])
+
+
+ANY_RUNTIME_FAULTS = {
     "flipped byte": (lambda d, m: flip_a_byte(d), "sha256_mismatch"),
-    "truncated artifact": (lambda d, m: (d / "model.joblib").write_bytes((d / "model.joblib").read_bytes()[:100]),
-                           "sha256_mismatch"),
-    "artifact missing": (lambda d, m: (d / "model.joblib").unlink(), "artifact_missing"),
+    "truncated artifact": (lambda d, m: truncate(d), "sha256_mismatch"),
+    "artifact missing": (lambda d, m: artifact(d).unlink(), "artifact_missing"),
     "manifest missing": (lambda d, m: (d / "manifest.json").unlink(), "manifest_missing"),
     "manifest not JSON": (lambda d, m: (d / "manifest.json").write_text("{"), "manifest_invalid"),
     "manifest without sha256": (lambda d, m: (d / "manifest.json").write_text(json.dumps(
         {k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k != "sha256"})),
         "manifest_invalid"),
     "manifest sha256 of another artifact": (lambda d, m: edit_manifest(d, sha256="a" * 64), "sha256_mismatch"),
+    "manifest classes not the model's": (lambda d, m: edit_manifest(d, classes=["stay", "leave"]),
+                                         "manifest_mismatch"),
+}
+SKLEARN_FAULTS = {
     "manifest claims another scikit-learn": (
         lambda d, m: edit_manifest(d, versions={"scikit-learn": "1.0.2"}), "version_mismatch"),
     "artifact pickled by another scikit-learn": (pickle_as_other_sklearn_version, "version_mismatch"),
     "artifact is not an estimator": (not_an_estimator, "not_an_estimator"),
 }
+ONNX_FAULTS = {
+    "corrupt ONNX bytes, repinned": (lambda d, m: (truncate(d), repin(d)), "artifact_unloadable"),
+    "manifest features not the model's inputs": (lambda d, m: rename_first_feature(d), "manifest_mismatch"),
+}
+FAULTS = {**{(runtime, name): fault for runtime in ("onnx", "sklearn") for name, fault in ANY_RUNTIME_FAULTS.items()},
+          **{("sklearn", name): fault for name, fault in SKLEARN_FAULTS.items()},
+          **{("onnx", name): fault for name, fault in ONNX_FAULTS.items()}}
 
 
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize(("runtime", "fault"), FAULTS, ids=[f"{runtime}: {name}" for runtime, name in FAULTS])
 def test_fault_fails_closed_with_the_cause_named(
-        fault, model_copy, reinitialised_handler, api_event, lambda_context, demo_manifest, monkeypatch,
-        handler_logs, capsys):
-    # Given a model directory with one fault injected
-    inject, cause = FAULTS[fault]
-    inject(model_copy, monkeypatch)
+        runtime, fault, model_copy, sklearn_model_copy, reinitialised_handler, api_event, lambda_context,
+        demo_manifest, monkeypatch, handler_logs, capsys):
+    # Given a model directory, packaged for the runtime, with one fault injected
+    model_dir = {"onnx": model_copy, "sklearn": sklearn_model_copy}[runtime]
+    inject, cause = FAULTS[runtime, fault]
+    inject(model_dir, monkeypatch)
     # When a new container initialises on it
-    app = reinitialised_handler(MODEL_DIR=str(model_copy))
+    app = reinitialised_handler(MODEL_DIR=str(model_dir))
     # Then init logs one error line naming the cause, and emits the failure metric
     errors = [record for record in handler_logs() if record["level"] == "ERROR"]
     assert len(errors) == 1 and errors[0]["cause"] == cause
@@ -91,7 +115,7 @@ def test_sha256_mismatch_log_names_both_digests(model_copy, reinitialised_handle
     reinitialised_handler(MODEL_DIR=str(model_copy))
     (message,) = [record["message"] for record in handler_logs() if record["level"] == "ERROR"]
     pinned = json.loads((model_copy / "manifest.json").read_text())["sha256"]
-    assert pinned in message and sha256_file(model_copy / "model.joblib") in message
+    assert pinned in message and sha256_file(artifact(model_copy)) in message
 
 
 def test_invalid_settings_fail_closed(reinitialised_handler, api_event, lambda_context, handler_logs):
@@ -100,6 +124,10 @@ def test_invalid_settings_fail_closed(reinitialised_handler, api_event, lambda_c
     assert app.lambda_handler(api_event("health"), lambda_context)["statusCode"] == 503
 
 
-def test_an_intact_copy_loads(model_copy, reinitialised_handler, api_event, lambda_context):
-    app = reinitialised_handler(MODEL_DIR=str(model_copy))
+@pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
+def test_an_intact_copy_loads(runtime, model_copy, sklearn_model_copy, reinitialised_handler, api_event,
+                              lambda_context, handler_logs):
+    model_dir = {"onnx": model_copy, "sklearn": sklearn_model_copy}[runtime]
+    app = reinitialised_handler(MODEL_DIR=str(model_dir))
     assert app.lambda_handler(api_event("health"), lambda_context)["statusCode"] == 200
+    assert [record["runtime"] for record in handler_logs() if record["message"] == "Model loaded"] == [runtime]

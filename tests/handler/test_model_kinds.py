@@ -1,4 +1,4 @@
-"""Regressors, array-fed pipelines and encoders that reject unknown values, served end to end."""
+"""Regressors, array-fed pipelines and encoders that reject unknown values, served end to end by each runtime."""
 
 from __future__ import annotations
 
@@ -11,34 +11,40 @@ from tests.helpers import problems_by_field, response_json
 from tests.packager.helpers import packaged
 
 
-@pytest.fixture
-def serve(tmp_path, reinitialised_handler, api_event, lambda_context):
-    """Package a case, start a handler on it, and return (manifest, call)."""
+@pytest.fixture(params=["onnx", "sklearn"])
+def serve(request, tmp_path, reinitialised_handler, api_event, lambda_context):
+    """Package a case for the runtime, start a handler on it, and return (manifest, call, tolerance)."""
 
     def start(case):
-        manifest = packaged(case, tmp_path / "model_artifacts")
+        manifest = packaged(case, tmp_path / "model_artifacts", runtime=request.param)
         app = reinitialised_handler(MODEL_DIR=str(tmp_path / "model_artifacts"))
-        return manifest, lambda body: response_json(app.lambda_handler(api_event(body=body), lambda_context))
+        # scikit-learn reproduces itself to rounding; ONNX to the tolerance its parity check proved
+        tolerance = manifest["parity"]["tolerance"] if request.param == "onnx" else 1e-9
+
+        def call(body):
+            return response_json(app.lambda_handler(api_event(body=body), lambda_context))
+
+        return manifest, call, tolerance
 
     return start
 
 
 def test_a_regressor_answers_values_equal_to_the_model(serve, regressor_case):
     # Given a packaged DataFrame regressor
-    manifest, call = serve(regressor_case)
+    manifest, call, tolerance = serve(regressor_case)
     sample = pd.read_csv(regressor_case.sample).head(5)
     instances = [{key: (None if pd.isna(value) else value) for key, value in row.items() if key != "spend"}
                  for row in sample.to_dict(orient="records")]
     # When
     status, body = call({"instances": instances})
-    # Then the values are the model's own, within float rounding
+    # Then the values are the model's own, within the runtime's tolerance
     expected = joblib.load(regressor_case.model).predict(sample.drop(columns=["spend"]))
     assert status == 200 and manifest["task"] == "regression"
-    assert np.allclose([p["value"] for p in body["predictions"]], expected, rtol=0, atol=1e-9)
+    assert np.allclose([p["value"] for p in body["predictions"]], expected, rtol=0, atol=tolerance)
 
 
 def test_an_array_pipeline_is_fed_in_feature_order(serve, array_case):
-    manifest, call = serve(array_case)
+    manifest, call, tolerance = serve(array_case)
     sample = pd.read_csv(array_case.sample).head(3)
     instances = sample.drop(columns=["churned"]).to_dict(orient="records")
     status, body = call({"instances": instances})
@@ -46,12 +52,12 @@ def test_an_array_pipeline_is_fed_in_feature_order(serve, array_case):
     expected = model.predict_proba(sample.drop(columns=["churned"]).to_numpy(dtype=float))
     assert status == 200 and manifest["input_format"] == "array"
     got = [[p["probabilities"][str(label)] for label in manifest["classes"]] for p in body["predictions"]]
-    assert np.allclose(got, expected, rtol=0, atol=1e-12)
+    assert np.allclose(got, expected, rtol=0, atol=tolerance)
 
 
 def test_an_encoder_that_rejects_unknown_values_gets_a_422_not_a_500(serve, classifier_case):
     # Given a classifier whose plan encoder has handle_unknown="error"
-    manifest, call = serve(classifier_case)
+    manifest, call, _ = serve(classifier_case)
     instance = dict(manifest["example"]["instances"][0], plan="platinum")
     # When
     status, body = call({"instances": [instance]})

@@ -37,11 +37,11 @@ class Case:
     target: str
 
     def argv(self, out: Path, **overrides: Any) -> list[str]:
-        """CLI arguments for this case; an override of None leaves that option out."""
+        """CLI arguments for this case; an override of None leaves that option out, `a_b` stands for `--a-b`."""
         options = {"model": self.model, "sample": self.sample, "holdout": self.holdout,
                    "target": self.target, "out": out, **overrides}
         return [part for key, value in options.items() if value is not None
-                for part in (f"--{key}", str(value))]
+                for part in (f"--{key.replace('_', '-')}", str(value))]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,15 @@ def save_case(directory: Path, model: Any, sample: pd.DataFrame, holdout: pd.Dat
     return case
 
 
+def fitted_case(directory: Path, members: pd.DataFrame, model: Any, features: list[str], target: str, *,
+                as_array: bool = False) -> Case:
+    """model fitted on the training rows of members (as one float array if as_array), saved as a Case."""
+    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
+    inputs = train[features].to_numpy(dtype=np.float64) if as_array else train[features]
+    columns = features + [target]
+    return save_case(directory, model.fit(inputs, train[target]), train[columns], holdout[columns], target)
+
+
 def packaged(case: Case, out_dir: Path, **options: Any) -> dict[str, Any]:
     """Package a case with its hold-out and return manifest.json as written."""
     package_model(case.model, case.sample, out_dir=out_dir, holdout_path=case.holdout, target=case.target,
@@ -126,6 +135,26 @@ def tree_snapshot(directory: Path) -> dict[str, bytes | None]:
     """Every path below directory with its bytes (None for directories)."""
     return {str(path.relative_to(directory)): None if path.is_dir() else path.read_bytes()
             for path in sorted(directory.rglob("*"))}
+
+
+def doubled(values: Any) -> Any:
+    """A custom function for a FunctionTransformer: skl2onnx cannot convert Python code."""
+    return values * 2
+
+
+class MajorityClassifier(ClassifierMixin, BaseEstimator):
+    """Always the most frequent class: an estimator skl2onnx has no converter for."""
+
+    def fit(self, features: Any, labels: Any) -> MajorityClassifier:
+        self.classes_, counts = np.unique(labels, return_counts=True)
+        self.shares_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        return np.tile(self.shares_, (len(features), 1))
+
+    def predict(self, features: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(features), axis=1)]
 
 
 class ForgetfulClassifier(ClassifierMixin, BaseEstimator):

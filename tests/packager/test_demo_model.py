@@ -16,11 +16,14 @@ def test_committed_manifest_pins_the_committed_artifact() -> None:
     # Given the committed model_artifacts/
     manifest = read_manifest(ARTIFACTS_DIR)
 
-    # Then the manifest is valid, describes the demo model and matches the artifact's bytes
+    # Then the manifest is valid, describes the demo model and matches both artifacts' bytes
     assert (manifest.name, manifest.version, manifest.task) == (NAME, VERSION, "classification")
     assert manifest.classes == ["no", "yes"]
     assert manifest.feature_names == NUMERIC + CATEGORICAL
     assert manifest.sha256 == sha256_file(ARTIFACTS_DIR / manifest.artifact)
+    assert manifest.sklearn_sha256 == sha256_file(ARTIFACTS_DIR / manifest.sklearn_artifact)
+    # And it is served by onnxruntime, having matched scikit-learn on the sample and edge cases
+    assert manifest.runtime == "onnx" and manifest.parity.passed
     assert set(manifest.metrics) == {"accuracy", "roc_auc", "log_loss", "n_rows"}
 
 
@@ -29,8 +32,8 @@ def test_committed_example_predicts_with_the_committed_model() -> None:
     manifest = read_manifest(ARTIFACTS_DIR)
     frame = handler_frame(manifest.to_dict())
 
-    # When the committed model predicts on it
-    probabilities = joblib.load(ARTIFACTS_DIR / manifest.artifact).predict_proba(frame)
+    # When the committed pipeline predicts on it
+    probabilities = joblib.load(ARTIFACTS_DIR / manifest.sklearn_artifact).predict_proba(frame)
 
     # Then each row gets one probability per class
     assert probabilities.shape == (len(frame), 2)

@@ -56,8 +56,8 @@ def test_classifier_manifest_describes_the_model(classifier_manifest: dict[str, 
     assert manifest["classes"] == [0, 1]
     assert all(type(label) is int for label in manifest["classes"])
     assert manifest["input_format"] == "dataframe"
-    assert manifest["runtime"] == "sklearn"
-    assert manifest["artifact"] == "model.joblib"
+    assert manifest["runtime"] == "onnx"
+    assert (manifest["artifact"], manifest["sklearn_artifact"]) == ("model.onnx", "model.joblib")
 
 
 def test_classifier_features_follow_the_model_and_the_sample(classifier_manifest: dict[str, Any],
@@ -106,11 +106,13 @@ def test_classifier_artifact_is_pinned_by_sha256_and_versions(classifier_output:
     # When the artifact is loaded back
     reloaded = joblib.load(out_dir / "model.joblib")
 
-    # Then its sha256 and library versions are recorded, and it predicts as the original
-    assert classifier_manifest["sha256"] == sha256_file(out_dir / "model.joblib")
+    # Then both artifacts' sha256 and the library versions are recorded, and it predicts as the original
+    assert classifier_manifest["sha256"] == sha256_file(out_dir / "model.onnx")
+    assert classifier_manifest["sklearn_sha256"] == sha256_file(out_dir / "model.joblib")
     assert classifier_manifest["versions"] == {
         "python": classifier_manifest["versions"]["python"],
-        **{name: metadata.version(name) for name in ("scikit-learn", "numpy", "joblib", "pandas")},
+        **{name: metadata.version(name) for name in ("scikit-learn", "numpy", "joblib", "pandas",
+                                                     "onnxruntime", "onnx", "skl2onnx")},
     }
     sample = pd.read_csv(classifier_case.sample)[FEATURES]
     original = joblib.load(classifier_case.model)
@@ -215,7 +217,8 @@ def test_cli_replaces_an_earlier_output_whole(published: Path, array_case: Case,
     assert result.code == 0
     assert result.stderr_lines == []
     assert len(result.stdout_lines) == 1 and "model 3" in result.stdout_lines[0]
-    assert sorted(path.name for path in published.iterdir()) == ["manifest.json", "model.joblib", "openapi.json"]
+    assert sorted(path.name for path in published.iterdir()) == ["manifest.json", "model.joblib", "model.onnx",
+                                                                 "openapi.json"]
     assert read_manifest(published).input_format == "array"
     assert [path.name for path in published.parent.iterdir()] == ["model_artifacts"]
 
@@ -229,7 +232,7 @@ def test_cli_help_lists_the_options(run_cli: RunCli, capsys: pytest.CaptureFixtu
     assert exit_info.value.code == 0
     usage = capsys.readouterr().out
     assert all(option in usage for option in ("--model", "--sample", "--holdout", "--target", "--name",
-                                              "--version", "--out"))
+                                              "--version", "--out", "--runtime", "--parity-tolerance"))
 
 
 # --- refusals -----------------------------------------------------------------------------------

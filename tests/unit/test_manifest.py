@@ -17,7 +17,7 @@ def manifest_data() -> dict:
 
 
 def test_manifest_round_trips_through_json(manifest_data, tmp_path):
-    # Given the demo manifest, read and written again
+    # Given the demo manifest (onnx runtime, with its parity), read and written again
     manifest = manifest_from_dict(manifest_data)
     write_manifest(manifest, tmp_path)
     # Then nothing was lost or added
@@ -25,10 +25,12 @@ def test_manifest_round_trips_through_json(manifest_data, tmp_path):
     assert read_manifest(tmp_path) == manifest
 
 
-def test_public_view_hides_the_artifact_file_name(manifest_data):
+def test_public_view_hides_the_artifact_file_names_and_build_diagnostics(manifest_data):
+    manifest_data["runtime_fallback"] = "parity_miss: max abs difference 0.08"
     view = manifest_from_dict(manifest_data).public_view()
-    assert "artifact" not in view
+    assert not {"artifact", "sklearn_artifact", "runtime_fallback"} & set(view)
     assert view["sha256"] == manifest_data["sha256"] and view["versions"] == manifest_data["versions"]
+    assert view["runtime"] == "onnx" and view["parity"] == manifest_data["parity"]
 
 
 def test_missing_keys_are_all_named(manifest_data):
@@ -46,6 +48,14 @@ def test_missing_keys_are_all_named(manifest_data):
     ("features", [{"name": "x", "type": "complex", "dtype": "float64", "nullable": False}], r"features\[0\]: type must be one of"),
     ("features", [{"name": "x"}], r"features\[0\]:"),
     ("runtime", "tensorflow", "runtime must be one of"),
+    ("sklearn_sha256", "ABC", "sklearn_sha256 must be 64 lowercase hex"),
+    ("sklearn_artifact", ".hidden", "sklearn_artifact must be a plain file name"),
+    ("runtime_fallback", "it did not work", "runtime_fallback must start with one of"),
+    ("parity", {"tolerance": 1e-5}, "parity: .*missing"),
+    ("parity", {"tolerance": -1, "max_abs_difference": 0, "rows": 3}, "parity: tolerance and max_abs_difference"),
+    ("parity", {"tolerance": 0, "max_abs_difference": 0, "rows": 0}, "parity: rows must be a positive integer"),
+    ("parity", {"tolerance": 0, "max_abs_difference": 0, "rows": 3, "labels_identical": 1},
+     "parity: labels_identical must be true or false"),
 ])
 def test_invalid_values_are_refused(manifest_data, key, value, message):
     manifest_data[key] = value

@@ -1,48 +1,78 @@
-"""The scikit-learn predictor: records become exactly the input the pipeline was fitted on."""
+"""The predictors: records become exactly the input each runtime's model takes."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from handler.config import Settings
 from handler.errors import ModelLoadError
-from handler.manifest import read_manifest
+from handler.loading import LoadedModel, load_model
 from handler.predictors import load_predictor
 from handler.predictors.base import classification_predictions, regression_predictions
-from handler.validation import RequestValidator
+from handler.predictors.onnx import MISSING_STRING
 from tests.helpers import DEMO_MODEL_DIR
+
+RUNTIMES = ["onnx", "sklearn"]
 
 
 @pytest.fixture(scope="module")
-def demo():
-    manifest = read_manifest(DEMO_MODEL_DIR)
-    predictor = load_predictor(manifest, (DEMO_MODEL_DIR / manifest.artifact).read_bytes())
-    return manifest, predictor, RequestValidator(manifest, Settings())
+def demo(sklearn_demo_dir) -> dict[str, LoadedModel]:
+    """The demo model loaded by each runtime, as the handler loads it at init."""
+    return {"onnx": load_model(Settings(model_dir=DEMO_MODEL_DIR)),
+            "sklearn": load_model(Settings(model_dir=sklearn_demo_dir))}
 
 
-def test_the_model_input_has_the_manifest_columns_and_dtypes(demo):
+def example_with_nulls(model: LoadedModel) -> tuple[list[str], dict]:
+    """The manifest's first example with every nullable feature left empty."""
+    nullable = [f.name for f in model.manifest.features if f.nullable]
+    return nullable, {**model.manifest.example["instances"][0], **{name: None for name in nullable}}
+
+
+def test_the_sklearn_input_has_the_manifest_columns_and_dtypes(demo):
     # Given the example with one nullable number and one nullable string left empty
-    manifest, predictor, validator = demo
-    nullable = [f.name for f in manifest.features if f.nullable]
-    instance = {**manifest.example["instances"][0], **{name: None for name in nullable}}
+    model = demo["sklearn"]
+    nullable, instance = example_with_nulls(model)
     # When
-    frame = predictor.model_input(validator.validate({"instances": [instance]}))
+    frame = model.predictor.model_input(model.validator.validate({"instances": [instance]}))
     # Then
-    assert list(frame.columns) == manifest.feature_names
+    assert list(frame.columns) == model.manifest.feature_names
     assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == {
-        f.name: f.dtype for f in manifest.features}
+        f.name: f.dtype for f in model.manifest.features}
     # None becomes NaN, which imputers recognise (None in an object column they would not)
     assert all(frame[name].isna().all() for name in nullable)
     assert all(isinstance(frame[name].iloc[0], float) for name in nullable)
 
 
-def test_predictions_are_json_ready_python_values(demo):
-    manifest, predictor, validator = demo
-    (prediction,) = predictor.predict(validator.validate({"instances": manifest.example["instances"][:1]}))
+def test_the_onnx_input_is_one_typed_tensor_per_feature(demo):
+    # Given the example with one nullable number and one nullable string left empty
+    model = demo["onnx"]
+    nullable, instance = example_with_nulls(model)
+    # When
+    tensors = model.predictor.model_input(model.validator.validate({"instances": [instance]}))
+    # Then every feature is a one-column tensor: strings as objects, numbers as float32
+    assert list(tensors) == model.manifest.feature_names
+    assert {name: (tensor.dtype, tensor.shape) for name, tensor in tensors.items()} == {
+        f.name: (np.dtype(object) if f.type == "string" else np.dtype(np.float32), (1, 1))
+        for f in model.manifest.features}
+    # And a missing number is NaN, a missing string the marker the exported imputers look for
+    types = {f.name: f.type for f in model.manifest.features}
+    assert {types[name] for name in nullable} == {"number", "string"}
+    for name in nullable:
+        value = tensors[name][0, 0]
+        assert value == MISSING_STRING if types[name] == "string" else np.isnan(value)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_predictions_are_json_ready_python_values(demo, runtime):
+    model = demo[runtime]
+    (prediction,) = model.predictor.predict(model.validator.validate({"instances": model.manifest.example["instances"][:1]}))
     assert type(prediction["label"]) is str
     assert all(type(p) is float for p in prediction["probabilities"].values())
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_classification_label_is_the_most_probable_class():
@@ -56,15 +86,29 @@ def test_regression_values_are_wrapped():
     assert regression_predictions([1.5, -2.0]) == [{"value": 1.5}, {"value": -2.0}]
 
 
-def test_classes_that_differ_from_the_manifest_are_refused(demo):
-    manifest, _, _ = demo
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_classes_that_differ_from_the_manifest_are_refused(demo, runtime):
+    model = demo[runtime]
+    artifact = (model.settings.model_dir / model.manifest.artifact).read_bytes()
     with pytest.raises(ModelLoadError) as caught:
-        load_predictor(replace(manifest, classes=["stay", "leave"]), (DEMO_MODEL_DIR / manifest.artifact).read_bytes())
+        load_predictor(replace(model.manifest, classes=["stay", "leave"]), artifact)
     assert caught.value.cause == "manifest_mismatch"
 
 
 def test_an_unknown_runtime_is_refused(demo):
-    manifest, _, _ = demo
     with pytest.raises(ModelLoadError) as caught:
-        load_predictor(replace(manifest, runtime="tensorflow"), b"")
+        load_predictor(replace(demo["onnx"].manifest, runtime="tensorflow"), b"")
     assert caught.value.cause == "manifest_invalid"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_runtime_whose_libraries_are_not_installed_is_refused(demo, runtime, monkeypatch):
+    # Given a bundle without the runtime's module (as when its libraries were left out)
+    model = demo[runtime]
+    monkeypatch.setitem(sys.modules, f"handler.predictors.{runtime}", None)
+    # When the predictor is loaded
+    with pytest.raises(ModelLoadError) as caught:
+        load_predictor(model.manifest, b"")
+    # Then it fails closed with a cause naming the runtime
+    assert caught.value.cause == "runtime_unavailable"
+    assert f"the {runtime} runtime cannot be imported" in caught.value.detail
