@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handler.config import observability_names
 from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
 from handler.loading import LoadedModel, load_model_from_environment
+from handler.snapstart import register_snapstart_hooks
 from handler.validation import outside_training_range, parse_json_body
 
 # /health, /model and 404s publish no metric by design; Powertools would warn on each.
@@ -47,6 +48,7 @@ def initialise() -> LoadedModel | None:
 
 
 MODEL = initialise()
+register_snapstart_hooks()
 
 
 def require_model(router: APIGatewayHttpResolver, next_middleware: Callable[..., Response]) -> Response:

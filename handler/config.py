@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +11,24 @@ from pathlib import Path
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts"
 DEFAULT_SERVICE_NAME = "model-api"
 DEFAULT_METRICS_NAMESPACE = "SklearnModelApi"
+# Set together (by the stack, with model_source s3): the model is fetched from S3 at init, not read from MODEL_DIR.
+MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256 = "MODEL_S3_BUCKET", "MODEL_S3_PREFIX", "MODEL_SHA256"
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the handler cannot use."""
+
+
+@dataclass(frozen=True)
+class S3ModelLocation:
+    """A published model: its files under `prefix` in `bucket`, and the artifact sha256 the deployment pins."""
+
+    bucket: str
+    prefix: str
+    sha256: str
+
+    def key(self, file_name: str) -> str:
+        return self.prefix + file_name
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_string_length: int = 256
     docs_enabled: bool = False
+    model_s3: S3ModelLocation | None = None
 
 
 # variable name -> (field, smallest allowed value)
@@ -57,9 +73,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if docs not in ("true", "false"):
         problems.append(f"DOCS_ENABLED must be true or false, got {environ['DOCS_ENABLED']!r}")
     values["docs_enabled"] = docs == "true"
+    if any(environ.get(variable) for variable in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)):
+        values["model_s3"] = _s3_location(environ, problems)
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(**values)
+
+
+def _s3_location(environ: Mapping[str, str], problems: list[str]) -> S3ModelLocation | None:
+    """The three MODEL_S3_* variables as one location; each wrong one is added to problems."""
+    bucket, prefix, sha256 = (environ.get(name, "") for name in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256))
+    found = len(problems)
+    if not bucket:
+        problems.append(f"{MODEL_S3_BUCKET} must be set with {MODEL_S3_PREFIX} and {MODEL_SHA256}")
+    if not prefix.endswith("/") or prefix.startswith("/"):
+        problems.append(f"{MODEL_S3_PREFIX} must be a key prefix ending in '/', got {prefix!r}")
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        problems.append(f"{MODEL_SHA256} must be 64 lowercase hex characters, got {sha256!r}")
+    return S3ModelLocation(bucket, prefix, sha256) if len(problems) == found else None
 
 
 def observability_names(environ: Mapping[str, str]) -> tuple[str, str]:

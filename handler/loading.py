@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from handler.config import Settings, SettingsError, load_settings
 from handler.errors import ModelLoadError
@@ -23,14 +24,19 @@ class LoadedModel:
     settings: Settings
 
 
-def load_model(settings: Settings) -> LoadedModel:
-    """Load the model in settings.model_dir, failing closed with a ModelLoadError naming the cause."""
+def manifest_in(model_dir: Path) -> Manifest:
+    """The manifest in model_dir, or a ModelLoadError: manifest_missing or manifest_invalid."""
     try:
-        manifest = read_manifest(settings.model_dir)
+        return read_manifest(model_dir)
     except ManifestMissing as error:
         raise ModelLoadError("manifest_missing", str(error)) from None
     except ManifestError as error:
         raise ModelLoadError("manifest_invalid", str(error)) from None
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """Load the model in settings.model_dir, failing closed with a ModelLoadError naming the cause."""
+    manifest = manifest_in(settings.model_dir)
     try:
         # Read once: the bytes we hash are the bytes we unpickle.
         artifact = (settings.model_dir / manifest.artifact).read_bytes()
@@ -48,9 +54,13 @@ def load_model(settings: Settings) -> LoadedModel:
 
 
 def load_model_from_environment(environ: Mapping[str, str]) -> LoadedModel:
-    """Read settings from environ, then load the model; any failure is a ModelLoadError."""
+    """Read settings from environ, fetch the model if it is in S3, then load it; any failure is a ModelLoadError."""
     try:
         settings = load_settings(environ)
     except SettingsError as error:
         raise ModelLoadError("settings_invalid", str(error)) from None
+    if settings.model_s3 is not None:
+        from handler.model_source import fetch_model  # botocore is imported only for a model in S3
+
+        settings = replace(settings, model_dir=fetch_model(settings.model_s3))
     return load_model(settings)

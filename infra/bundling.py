@@ -1,0 +1,491 @@
+"""Docker-free Lambda bundles: Linux wheels for the target, plus handler/ and the model files it loads.
+
+pip downloads manylinux wheels for the Lambda architecture and Python version of the manifest's
+runtime group (`runtime-sklearn` or `runtime-onnx`), the result is slimmed (tests, caches, sources,
+stubs, what the runtime never imports) and cached under build/bundles/<hash>/, keyed on everything
+that goes in. The same builder makes a bundle for this machine, so tests can run the exact bundle
+contents.
+
+    python -m infra.bundling --target lambda|host [--arch arm64] [--python 3.14] [--print-path]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import tomllib
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, read_manifest
+from infra.config import load_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLES_DIR = PROJECT_ROOT / "build" / "bundles"
+HANDLER_DIR = "handler"
+MODEL_DIR = "model_artifacts"
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+PIP_ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
+# Amazon Linux 2023 has glibc 2.34: manylinux wheels for glibc 2.17 to 2.34 all run there.
+AL2023_GLIBC_MINORS = range(34, 16, -1)
+# Only a DataFrame-fed scikit-learn pipeline imports pandas; python-dateutil and six are there for pandas alone.
+DATAFRAME_ONLY = frozenset({"pandas", "python-dateutil", "six"})
+
+
+@dataclass(frozen=True)
+class Unused:
+    """What a runtime's wheels bring that inference never imports."""
+
+    directories: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # glob patterns relative to the bundle root
+    distributions: tuple[str, ...] = ()
+
+
+# onnxruntime's wheel requires flatbuffers, protobuf and packaging for its converters and tools;
+# `import onnxruntime` and an InferenceSession need none of them (the host bundle test proves it).
+# libonnxruntime.so is the C API library for native callers: the Python binding carries its own
+# copy of the runtime and never loads it (no DT_NEEDED entry, no dlopen), so a third of the package goes.
+UNUSED_AT_RUN_TIME = {
+    "onnx": Unused(directories=("onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization",
+                                "onnxruntime/backend", "onnxruntime/datasets"),
+                   files=("onnxruntime/capi/libonnxruntime.so*",),
+                   distributions=("flatbuffers", "protobuf", "packaging")),
+}
+# Nothing at run time needs these; sources and stubs matter only to compilers and type checkers.
+SLIMMED_DIRS = frozenset({"tests", "__pycache__"})
+SLIMMED_SUFFIXES = frozenset({".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi", ".a"})
+_BUNDLER_SOURCE = Path(__file__).read_bytes()
+
+Log = Callable[[str], None]
+stderr_log: Log = functools.partial(print, file=sys.stderr, flush=True)
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be built from the project as it stands."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a bundle runs, and the pip arguments that fetch wheels for it."""
+
+    name: str
+    pip_args: tuple[str, ...]
+
+
+def lambda_target(architecture: str, python_version: str) -> Target:
+    """Lambda on Amazon Linux 2023: manylinux wheels only, for this architecture and CPython."""
+    arch = PIP_ARCHITECTURES[architecture]
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in AL2023_GLIBC_MINORS] + [f"manylinux2014_{arch}"]
+    platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
+    return Target(name=f"lambda-{architecture}-py{python_version}",
+                  pip_args=(*platform_args, "--python-version", python_version, "--implementation", "cp",
+                            "--only-binary=:all:"))
+
+
+def host_target() -> Target:
+    """This machine's platform and Python: what local tests of the bundle run on."""
+    return Target(name=f"host-{sysconfig.get_platform()}-{sys.implementation.cache_tag}",
+                  pip_args=("--only-binary=:all:",))
+
+
+def project_name(requirement: str) -> str:
+    """`Python_Dateutil==2.9` -> `python-dateutil` (PEP 503 normalised)."""
+    name = re.split(r"[=<>!~;\[\s]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_group(manifest: Manifest) -> str:
+    """The dependency group a model's runtime installs: `runtime-sklearn` or `runtime-onnx`."""
+    return f"runtime-{manifest.runtime}"
+
+
+def runtime_pins(pyproject: Path, group: str) -> list[str]:
+    """A dependency group of pyproject.toml with its `include-group` entries resolved: exact pins only."""
+    groups = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("dependency-groups", {})
+    entries = _group_entries(groups, group, including=())
+    loose = [entry for entry in entries if not isinstance(entry, str) or "==" not in entry]
+    if loose:
+        raise BundleError(f"the {group} group must hold exact pins (name==version); not: {loose}")
+    pins = list(dict.fromkeys(entries))  # a pin two included groups share is installed once
+    names = [project_name(pin) for pin in pins]
+    conflicting = sorted({pin for pin in pins if names.count(project_name(pin)) > 1})
+    if conflicting:
+        raise BundleError(f"the {group} group pins a project twice: {', '.join(conflicting)}")
+    return pins
+
+
+def _group_entries(groups: dict[str, Any], group: str, including: tuple[str, ...]) -> list[Any]:
+    """The entries of one group, each `{include-group = ...}` replaced by that group's entries (PEP 735)."""
+    if group in including:
+        raise BundleError(f"dependency group {group} includes itself: {' -> '.join((*including, group))}")
+    if group not in groups:
+        raise BundleError(f"pyproject.toml has no dependency group {group!r}")
+    entries = []
+    for entry in groups[group]:
+        if isinstance(entry, dict) and set(entry) == {"include-group"}:
+            entries += _group_entries(groups, entry["include-group"], (*including, group))
+        else:
+            entries.append(entry)
+    return entries
+
+
+def select_requirements(pins: Sequence[str], manifest: Manifest) -> list[str]:
+    """The runtime pins this model needs: pandas and its helpers only for a DataFrame-fed scikit-learn model."""
+    if manifest.runtime == "sklearn" and manifest.input_format == "dataframe":
+        return list(pins)
+    return [pin for pin in pins if project_name(pin) not in DATAFRAME_ONLY]
+
+
+def model_files(manifest: Manifest) -> tuple[str, ...]:
+    """What the handler loads: the manifest and its runtime's artifact (an ONNX model leaves its joblib behind)."""
+    return (MANIFEST_FILE, manifest.artifact)
+
+
+def project_manifest(project_root: Path = PROJECT_ROOT) -> Manifest:
+    """The packaged model's manifest, or a BundleError saying how to make one."""
+    model_dir = project_root / MODEL_DIR
+    try:
+        return read_manifest(model_dir)
+    except ManifestError as error:
+        raise BundleError(f"{model_dir}: {error} (package a model first: make model)") from None
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """What goes into one bundle; its keys are hashes of exactly that."""
+
+    target: Target
+    runtime: str
+    requirements: tuple[str, ...]
+    model_files: tuple[str, ...]
+    project_root: Path = PROJECT_ROOT
+
+    @classmethod
+    def for_project(cls, target: Target, project_root: Path = PROJECT_ROOT, *, ship_model: bool = True) -> BundleSpec:
+        """The spec for the packaged model's runtime pins; without ship_model the model files stay out (S3 source)."""
+        manifest = project_manifest(project_root)
+        pins = runtime_pins(project_root / "pyproject.toml", runtime_group(manifest))
+        shipped = model_files(manifest) if ship_model else ()
+        missing = [name for name in shipped if not (project_root / MODEL_DIR / name).is_file()]
+        if missing:
+            raise BundleError(f"{project_root / MODEL_DIR}: the manifest names {', '.join(missing)}, which is "
+                              "not there (package the model again: make model)")
+        return cls(target, manifest.runtime, tuple(select_requirements(pins, manifest)), shipped, project_root)
+
+    @functools.cached_property
+    def dependencies_key(self) -> str:
+        digest = hashlib.sha256(_BUNDLER_SOURCE)
+        for part in (self.target.name, *self.target.pip_args, self.runtime, *self.requirements):
+            digest.update(part.encode() + b"\0")
+        return f"deps-{digest.hexdigest()[:20]}"
+
+    @functools.cached_property
+    def key(self) -> str:
+        """Changes when the dependencies, the handler or the shipped model files change; nothing else."""
+        digest = hashlib.sha256(self.dependencies_key.encode())
+        for path in self.source_files():
+            digest.update(path.relative_to(self.project_root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        return digest.hexdigest()[:20]
+
+    def source_files(self) -> list[Path]:
+        """The project files the bundle holds: handler/ and the model files."""
+        return _source_files(self.project_root / HANDLER_DIR) + [
+            self.project_root / MODEL_DIR / name for name in self.model_files]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built bundle directory and what it weighs."""
+
+    path: Path
+    target: str
+    unzipped_bytes: int
+    zipped_bytes: int
+    largest: tuple[tuple[str, int], ...]
+
+    def summary(self) -> str:
+        share = 100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT
+        largest = ", ".join(f"{name} {_mb(size)}" for name, size in self.largest)
+        return (f"bundle {self.path} ({self.target})\n"
+                f"  unzipped {_mb(self.unzipped_bytes)} ({self.unzipped_bytes:,} bytes, {share:.0f}% of "
+                f"Lambda's {LAMBDA_UNZIPPED_LIMIT:,}), zipped {_mb(self.zipped_bytes)}\n"
+                f"  largest: {largest}")
+
+
+def build_bundle(spec: BundleSpec, log: Log = stderr_log) -> Bundle:
+    """Return the cached bundle for spec, building what is missing (seconds when only code changed)."""
+    dependencies, dependency_report = _cached(spec.dependencies_key, log,
+                                              lambda staging: _fill_dependencies(spec, staging, log))
+    path, report = _cached(spec.key, log, lambda staging: _fill_bundle(spec, dependencies,
+                                                                        dependency_report, staging))
+    return Bundle(path=path, target=spec.target.name, unzipped_bytes=report["unzipped_bytes"],
+                  zipped_bytes=report["zipped_bytes"], largest=tuple(map(tuple, report["largest"])))
+
+
+def _cached(key: str, log: Log, fill: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    """build/bundles/<key>/ and its report; on a miss, fill a temp dir and rename it into place."""
+    final = BUNDLES_DIR / key
+    report_file = BUNDLES_DIR / f"{key}.json"
+    if final.is_dir() and report_file.is_file():
+        return final, json.loads(report_file.read_text(encoding="utf-8"))
+    BUNDLES_DIR.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=BUNDLES_DIR))
+    try:
+        started = time.monotonic()
+        report = fill(staging)
+        report_file.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        try:
+            staging.rename(final)
+        except OSError:  # another build finished first with the same inputs
+            shutil.rmtree(staging)
+        log(f"built {final.name} in {time.monotonic() - started:.0f} s")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final, report
+
+
+def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, Any]:
+    log(f"installing {len(spec.requirements)} pinned packages for {spec.target.name} (pip, no Docker)...")
+    command = [sys.executable, "-m", "pip", "install", "--target", str(staging), "--no-compile",
+               "--disable-pip-version-check", "--progress-bar", "off", *spec.target.pip_args, *spec.requirements]
+    output = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as pip:
+        for line in pip.stdout:
+            output.append(line)
+            if line.lstrip().startswith(("Collecting", "Downloading", "Installing", "Successfully")):
+                log(f"  {line.strip()}")
+    if pip.returncode != 0:
+        raise BundleError(f"pip failed for {spec.target.name}:\n{''.join(output[-40:])}")
+    unpinned = sorted(set(_installed_distributions(staging)) - {project_name(pin) for pin in spec.requirements})
+    if unpinned:
+        log(f"  note: installed as dependencies without a pin in the runtime group: {', '.join(unpinned)}")
+    slimmed = _slim(staging) + _remove_unused(staging, UNUSED_AT_RUN_TIME.get(spec.runtime, Unused()))
+    _make_world_readable(staging)
+    unzipped = _tree_bytes(staging)
+    zipped = _zipped_size(staging, [staging])
+    log(f"  slimmed {_mb(slimmed)}; dependencies {_mb(unzipped)} unzipped, {_mb(zipped)} zipped")
+    return {"target": spec.target.name, "requirements": list(spec.requirements), "unpinned": unpinned,
+            "slimmed_bytes": slimmed, "unzipped_bytes": unzipped, "zipped_bytes": zipped}
+
+
+def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[str, Any],
+                 staging: Path) -> dict[str, Any]:
+    link_tree(dependencies, staging)
+    shutil.copytree(spec.project_root / HANDLER_DIR, staging / HANDLER_DIR, ignore=_ignore_source_clutter)
+    sources = [staging / HANDLER_DIR]
+    if spec.model_files:
+        (staging / MODEL_DIR).mkdir()
+        for name in spec.model_files:
+            shutil.copy2(spec.project_root / MODEL_DIR / name, staging / MODEL_DIR / name)
+        sources.append(staging / MODEL_DIR)
+    _make_world_readable(*sources)
+    unzipped = _tree_bytes(staging)
+    sources_zipped = _zipped_size(staging, sources)
+    return {"target": spec.target.name, "dependencies": dependencies.name,
+            "unzipped_bytes": unzipped, "zipped_bytes": dependency_report["zipped_bytes"] + sources_zipped,
+            "largest": _largest_top_level(staging, 5)}
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """Copy a tree as hard links where the filesystem allows (instant, no extra space)."""
+    shutil.copytree(source, destination, copy_function=_link_or_copy, dirs_exist_ok=True)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _installed_distributions(root: Path) -> list[str]:
+    return [project_name(path.name.split("-")[0]) for path in root.glob("*.dist-info")]
+
+
+def _slim(root: Path) -> int:
+    """Delete what only builds and tests need; return the bytes freed."""
+    freed = 0
+    for directory, subdirs, files in os.walk(root):
+        for name in [name for name in subdirs if name in SLIMMED_DIRS]:
+            subdirs.remove(name)
+            freed += _tree_bytes(Path(directory, name))
+            shutil.rmtree(Path(directory, name))
+        for name in files:
+            path = Path(directory, name)
+            if path.suffix in SLIMMED_SUFFIXES:
+                freed += path.stat().st_size
+                path.unlink()
+    return freed
+
+
+def _remove_unused(root: Path, unused: Unused) -> int:
+    """Delete a runtime's unused directories and distributions (each file in their RECORD); return the bytes freed."""
+    freed = 0
+    for directory in unused.directories:
+        if (root / directory).is_dir():
+            freed += _tree_bytes(root / directory)
+            shutil.rmtree(root / directory)
+    for path in [path for pattern in unused.files for path in root.glob(pattern) if path.is_file()]:
+        freed += path.stat().st_size
+        path.unlink()
+    for name in unused.distributions:
+        for dist_info in [path for path in root.glob("*.dist-info") if project_name(path.name.split("-")[0]) == name]:
+            with (dist_info / "RECORD").open(encoding="utf-8", newline="") as record:
+                files = {(root / row[0]).resolve() for row in csv.reader(record) if row}
+            for path in files:
+                if path.is_file() and path.is_relative_to(root.resolve()):
+                    freed += path.stat().st_size
+                    path.unlink()
+            shutil.rmtree(dist_info, ignore_errors=True)
+    _remove_empty_directories(root)
+    return freed
+
+
+def _remove_empty_directories(root: Path) -> None:
+    """Deepest first, so a package emptied of its files goes with its emptied subpackages."""
+    for directory, _, _ in sorted(os.walk(root), key=lambda entry: entry[0].count(os.sep), reverse=True):
+        if Path(directory) != root and not any(Path(directory).iterdir()):
+            Path(directory).rmdir()
+
+
+def _make_world_readable(*roots: Path) -> None:
+    """Lambda runs the code as another user: every file must be readable, every dir searchable."""
+    for root in roots:
+        for path in [root, *root.rglob("*")]:
+            mode = path.stat().st_mode
+            extra = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+            if path.is_dir() or mode & stat.S_IXUSR:
+                extra |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+            path.chmod(mode | extra)
+
+
+def _zipped_size(root: Path, parts: Sequence[Path]) -> int:
+    """The size of parts zipped as CDK zips an asset (deflate), measured without writing the zip."""
+    counter = _ByteCounter()
+    with zipfile.ZipFile(counter, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for part in parts:
+            for path in _files(part):
+                archive.write(path, path.relative_to(root).as_posix())
+    return counter.written
+
+
+class _ByteCounter(io.RawIOBase):
+    """A write-only stream that keeps only the count: the zip is measured, never stored."""
+
+    written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.written += len(data)
+        return len(data)
+
+
+def _largest_top_level(root: Path, count: int) -> list[tuple[str, int]]:
+    """Top-level entries by size, with `numpy.libs` counted as part of `numpy`."""
+    sizes: dict[str, int] = {}
+    for entry in root.iterdir():
+        name = entry.name.removesuffix(".libs")
+        sizes[name] = sizes.get(name, 0) + _tree_bytes(entry)
+    return sorted(sizes.items(), key=lambda item: item[1], reverse=True)[:count]
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(file.stat().st_size for file in _files(path))
+
+
+def _files(path: Path) -> Iterator[Path]:
+    if path.is_file():
+        yield path
+        return
+    for directory, _, names in os.walk(path):
+        yield from (Path(directory, name) for name in names)
+
+
+def _source_files(root: Path) -> list[Path]:
+    return sorted(path for path in _files(root) if not _is_source_clutter(path.name) and
+                  "__pycache__" not in path.parts)
+
+
+def _is_source_clutter(name: str) -> bool:
+    return name == "__pycache__" or name.endswith((".pyc", ".pyo")) or name.startswith(".")
+
+
+def _ignore_source_clutter(_: str, names: list[str]) -> list[str]:
+    return [name for name in names if _is_source_clutter(name)]
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+@jsii.implements(ILocalBundling)
+class LocalBundler:
+    """CDK's local-bundling hook: fills the asset directory from the cached bundle, never Docker."""
+
+    def __init__(self, spec: BundleSpec, log: Log = stderr_log) -> None:
+        self._spec = spec
+        self._log = log
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        bundle = build_bundle(self._spec, self._log)
+        self._log(bundle.summary())
+        link_tree(bundle.path, Path(output_dir))
+        return True
+
+
+def lambda_code(spec: BundleSpec, log: Log = stderr_log) -> lambda_.Code:
+    """The function's code asset, keyed on the bundle hash so CDK neither fingerprints nor runs Docker."""
+    return lambda_.Code.from_asset(
+        str(spec.project_root),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=spec.key,
+        bundling=BundlingOptions(image=DockerImage.from_registry("local-bundling-only"),
+                                 local=LocalBundler(spec, log)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build (or find) a bundle and print where it is and what it weighs."""
+    defaults = load_config({})
+    parser = argparse.ArgumentParser(prog="python -m infra.bundling", description=__doc__.splitlines()[0])
+    parser.add_argument("--target", choices=("lambda", "host"), default="lambda")
+    parser.add_argument("--arch", choices=tuple(PIP_ARCHITECTURES), default=defaults.architecture)
+    parser.add_argument("--python", default=defaults.python_version, help="Lambda's Python, e.g. 3.14")
+    parser.add_argument("--print-path", action="store_true", help="print only the bundle path on stdout")
+    args = parser.parse_args(argv)
+    target = lambda_target(args.arch, args.python) if args.target == "lambda" else host_target()
+    try:
+        bundle = build_bundle(BundleSpec.for_project(target))
+    except BundleError as error:
+        sys.exit(f"error: {error}")
+    stderr_log(bundle.summary())
+    if args.print_path:
+        print(bundle.path)
+
+
+if __name__ == "__main__":
+    main()

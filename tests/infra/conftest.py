@@ -1,0 +1,73 @@
+"""Fixtures for the infrastructure tests: bare stacks, tiny code assets, one synthesized app."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.app import build
+from infra.bundling import Bundle
+from tests.helpers import PROJECT_ROOT
+
+
+# cdk.json's feature flags, as every real synth has them (e.g. S3 access logs by bucket policy, not ACL).
+FEATURE_FLAGS = {key: value for key, value in
+                 json.loads((PROJECT_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"].items()
+                 if key.startswith("@")}
+
+
+@pytest.fixture
+def stack() -> Stack:
+    """A bare stack to build one construct in."""
+    return Stack()
+
+
+@pytest.fixture
+def flagged_stack() -> Stack:
+    """A stack in an app with cdk.json's feature flags."""
+    return Stack(App(context=FEATURE_FLAGS), "Flagged")
+
+
+@pytest.fixture
+def tiny_code(tmp_path: Path) -> lambda_.Code:
+    """A one-file code asset, so construct tests never build the real bundle."""
+    code = tmp_path / "tiny_code"
+    code.mkdir()
+    (code / "index.py").write_text("def lambda_handler(event, context):\n    return {}\n", encoding="utf-8")
+    return lambda_.Code.from_asset(str(code))
+
+
+@pytest.fixture(scope="session")
+def synthesized_app(cdk_context: dict[str, Any], lambda_bundle: Bundle,
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full app (real bundle, cdk-nag) synthesized once; the cloud assembly directory."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = App(context=cdk_context, outdir=str(outdir))
+    build(app)
+    try:
+        app.synth()
+    except RuntimeError as error:
+        report = outdir / "validation-report.json"
+        pytest.fail(f"synth failed: {error}\n{report.read_text() if report.exists() else ''}")
+    return outdir
+
+
+def logical_id(construct: Construct) -> str:
+    """The CloudFormation logical ID of an L2 construct's resource."""
+    return Stack.of(construct).resolve(construct.node.default_child.logical_id)
+
+
+def project_with_model(root: Path, model_dir: Path) -> Path:
+    """A project root in root: the repository's pyproject.toml and handler/, with model_dir as its model_artifacts/."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    shutil.copytree(PROJECT_ROOT / "handler", root / "handler", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(model_dir, root / "model_artifacts")
+    return root
