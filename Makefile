@@ -5,10 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 3000
-# jsii prints a banner on Node versions it no longer supports; the CDK still works.
+# jsii prints a banner on Node versions past their end of life; the CDK still works on Node 20.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK_DEPLOY_FLAGS ?=
+PUBLISH_FLAGS ?=
 
-.PHONY: help run test model fuzz synth deploy destroy clean
+.PHONY: help run test model fuzz bench synth bootstrap deploy destroy publish clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,14 +38,23 @@ test: $(STAMP) node_modules/.installed ## run every test layer
 model: $(STAMP) ## rebuild the demo model and package it into model_artifacts/
 	$(PY) -m toolkit.demo_model
 
+bench: $(STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml
+	$(PY) -m toolkit.bench
+
 fuzz: $(STAMP) model_artifacts/manifest.json ## send 10,000 generated requests to the local API (CASES to change)
 	$(PY) -m toolkit.fuzz --cases $(or $(CASES),10000)
 
 synth: $(STAMP) node_modules/.installed ## build the Lambda bundle and write the CloudFormation template to cdk.out/
 	npx aws-cdk synth --quiet
 
+bootstrap: $(STAMP) node_modules/.installed ## once per account and region: prepare it for CDK deployments
+	npx aws-cdk bootstrap
+
 deploy: synth ## deploy the stack to the AWS account of your current profile
-	npx aws-cdk deploy
+	npx aws-cdk deploy $(CDK_DEPLOY_FLAGS)
+
+publish: $(STAMP) model_artifacts/manifest.json ## upload model_artifacts/ to the model bucket (model_source: s3)
+	$(PY) -m toolkit.publish $(PUBLISH_FLAGS)
 
 destroy: $(STAMP) node_modules/.installed ## delete the stack
 	npx aws-cdk destroy

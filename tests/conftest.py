@@ -11,11 +11,11 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 
 # Before any handler import: the handler reads these at init, as in Lambda.
@@ -24,8 +24,14 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApiTest")
 
 from tests.helpers import DEMO_MODEL_DIR, EVENTS_DIR  # noqa: E402
 from tests.packager.helpers import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case,  # noqa: E402
-                                    array_pipeline, frame_pipeline, make_members, save_case)
+                                    array_pipeline, fitted_case, frame_pipeline, make_members, packaged,
+                                    save_case)
+from toolkit.demo_model import NAME, TARGET, VERSION, split_customers  # noqa: E402
 from toolkit.events import LambdaContext  # noqa: E402
+
+if TYPE_CHECKING:  # the CDK starts a Node process on import: only the tests that need it pay
+    from infra.bundling import Bundle
+    from infra.config import StackConfig
 
 
 @pytest.fixture
@@ -73,6 +79,32 @@ def model_copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(DEMO_MODEL_DIR, tmp_path / "model_artifacts"))
 
 
+@pytest.fixture(scope="session")
+def demo_case(tmp_path_factory: pytest.TempPathFactory) -> Case:
+    """The committed demo pipeline, with its training sample and hold-out."""
+    directory = tmp_path_factory.mktemp("demo")
+    sklearn_artifact = json.loads((DEMO_MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))["sklearn_artifact"]
+    case = Case(DEMO_MODEL_DIR / sklearn_artifact, directory / "sample.csv", directory / "holdout.csv", TARGET)
+    train, holdout = split_customers()
+    train.to_csv(case.sample, index=False)
+    holdout.to_csv(case.holdout, index=False)
+    return case
+
+
+@pytest.fixture(scope="session")
+def sklearn_demo_dir(demo_case: Case, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed demo pipeline packaged with --runtime sklearn, as when ONNX is refused."""
+    out_dir = tmp_path_factory.mktemp("sklearn-demo") / "model_artifacts"
+    packaged(demo_case, out_dir, name=NAME, version=VERSION, runtime="sklearn")
+    return out_dir
+
+
+@pytest.fixture
+def sklearn_model_copy(sklearn_demo_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of the demo model directory packaged for the sklearn runtime."""
+    return Path(shutil.copytree(sklearn_demo_dir, tmp_path / "sklearn" / "model_artifacts"))
+
+
 @pytest.fixture
 def reinitialised_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
     """Re-run handler.app's init (a new Lambda container) with other environment variables."""
@@ -115,15 +147,74 @@ def classifier_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="session")
 def regressor_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
-    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
-    model = frame_pipeline(Ridge()).fit(train[FEATURES], train["spend"])
-    columns = FEATURES + ["spend"]
-    return save_case(tmp_path_factory.mktemp("regressor"), model, train[columns], holdout[columns], "spend")
+    return fitted_case(tmp_path_factory.mktemp("regressor"), members, frame_pipeline(Ridge()), FEATURES, "spend")
 
 
 @pytest.fixture(scope="session")
 def array_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
-    train, holdout = members.iloc[:TRAIN_ROWS], members.iloc[TRAIN_ROWS:]
-    model = array_pipeline().fit(train[ARRAY_FEATURES].to_numpy(dtype=np.float64), train["churned"])
-    columns = ARRAY_FEATURES + ["churned"]
-    return save_case(tmp_path_factory.mktemp("array"), model, train[columns], holdout[columns], "churned")
+    return fitted_case(tmp_path_factory.mktemp("array"), members, array_pipeline(), ARRAY_FEATURES, "churned",
+                       as_array=True)
+
+
+@pytest.fixture(scope="session")
+def multiclass_case(members: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    """A DataFrame gradient-boosting classifier with three string classes."""
+    banded = members.assign(band=pd.cut(members["visits"], [-1, 4, 7, 100], labels=["low", "mid", "high"]).astype(str))
+    model = frame_pipeline(GradientBoostingClassifier(n_estimators=20, random_state=0))
+    return fitted_case(tmp_path_factory.mktemp("multiclass"), banded, model, FEATURES, "band")
+
+
+# The project's configuration and its bundles (cached under build/bundles).
+@pytest.fixture(scope="session")
+def cdk_context() -> dict[str, Any]:
+    """The context block of the repository's cdk.json, as the CDK CLI passes it."""
+    from infra.config import project_context
+
+    return project_context()
+
+
+@pytest.fixture(scope="session")
+def default_config(cdk_context: dict[str, Any]) -> StackConfig:
+    from infra.config import load_config
+
+    return load_config(cdk_context)
+
+
+@pytest.fixture(scope="session")
+def lambda_bundle(default_config: StackConfig) -> Bundle:
+    """The Lambda bundle cdk.json describes (cached under build/bundles; the first build downloads wheels)."""
+    from infra.bundling import BundleSpec, build_bundle, lambda_target
+
+    return build_bundle(BundleSpec.for_project(lambda_target(default_config.architecture,
+                                                             default_config.python_version)))
+
+
+@pytest.fixture(scope="session")
+def host_bundle() -> Bundle:
+    """The same contents built for this machine, to run the handler from it."""
+    from infra.bundling import BundleSpec, build_bundle, host_target
+
+    return build_bundle(BundleSpec.for_project(host_target()))
+
+
+@pytest.fixture(scope="session")
+def served_runtime(host_bundle: Bundle) -> str:
+    """The model runtime the bundle serves with (the manifest's `runtime`)."""
+    return json.loads((host_bundle.path / "model_artifacts" / "manifest.json").read_text(encoding="utf-8"))["runtime"]
+
+
+@pytest.fixture(scope="session")
+def sklearn_host_bundle() -> Bundle:
+    """The demo model served with scikit-learn, bundled for this machine: the naive floor and raw model run on it."""
+    from infra.bundling import BundleSpec, build_bundle, host_target
+    from toolkit.reference import sklearn_twin_project
+
+    return build_bundle(BundleSpec.for_project(host_target(), sklearn_twin_project()))
+
+
+@pytest.fixture(scope="session")
+def sklearn_reference(sklearn_host_bundle: Bundle) -> tuple[Path, Path]:
+    """The scikit-learn host bundle and its joblib artifact."""
+    models = sklearn_host_bundle.path / "model_artifacts"
+    manifest = json.loads((models / "manifest.json").read_text(encoding="utf-8"))
+    return sklearn_host_bundle.path, models / manifest["artifact"]

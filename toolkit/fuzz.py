@@ -79,7 +79,6 @@ def _sender(report: FuzzReport, label: str, base_url: str) -> Callable[[Any], No
 @contextmanager
 def local_api() -> Iterator[str]:
     """The handler served on a free loopback port, as `make run` serves it."""
-    os.environ.setdefault("DOCS_ENABLED", "true")
     from handler.app import lambda_handler
     from toolkit.local_api import make_server
 
@@ -100,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     # Thousands of requests: keep the handler's per-request logs and metrics off the terminal.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("DOCS_ENABLED", "true")  # fuzz the docs route too, as `make run` serves it
     with local_api() as base_url:
         report = fuzz(base_url, args.cases)
     for label, count in report.cases.items():

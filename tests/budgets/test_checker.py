@@ -1,0 +1,66 @@
+"""The budget checker itself: figures in, verdicts and a readable report out."""
+
+from __future__ import annotations
+
+from toolkit.budgets import cold_start_checks, load_budgets, report, size_checks, warm_checks
+from toolkit.measure import ColdStart, Percentiles, percentiles
+
+BUDGETS = load_budgets()
+
+
+def test_every_budget_has_a_limit_and_a_reason():
+    def leaves(node):
+        for key, value in node.items():
+            if isinstance(value, dict) and "limit" not in value:
+                yield from leaves(value)
+            elif isinstance(value, dict):
+                yield key, value
+
+    budgets = {key: value for key, value in BUDGETS.items() if key != "measurement"}
+    found = list(leaves(budgets))
+    assert len(found) >= 10
+    assert all(isinstance(b["limit"], (int, float)) and len(b["reason"]) > 20 for _, b in found)
+
+
+def test_a_deliberately_broken_budget_reports_figures_reason_and_contributors():
+    # Given a cold start twice the floor
+    handler = ColdStart(interpreter=0.02, imports=0.2, load=3.7, first_request=0.08)
+    floor = ColdStart(interpreter=0.02, imports=0.4, load=1.5, first_request=0.08)
+    # When it is checked and reported with the slowest imports
+    checks = cold_start_checks(BUDGETS, "sklearn", handler, floor)
+    text = report(checks, ["sklearn import 1442 ms", "pandas import 228 ms"])
+    # Then the ratio is over, and the report says by how much, why the budget exists, and who is to blame
+    assert [check.ok for check in checks] == [False, True]
+    assert "OVER sklearn cold start / naive floor: 2× (budget 1.15×)" in text
+    assert "why sklearn cold start / naive floor has a budget: the handler's own cost" in text
+    assert "biggest contributors:\n  sklearn import 1442 ms" in text
+
+
+def test_a_report_without_broken_budgets_names_no_contributors():
+    checks = size_checks(BUDGETS, "sklearn", "arm64", 100_000_000, 30_000_000)
+    text = report(checks, ["scipy 101 MB"])
+    assert all(check.ok for check in checks)
+    assert "ok   sklearn arm64 bundle unzipped: 100,000,000 bytes (budget 230,000,000 bytes)" in text
+    assert "contributors" not in text
+
+
+def test_warm_checks_cover_overhead_and_every_batch_size():
+    handler = {size: Percentiles(p50=size * 0.5 + 6, p99=size * 0.6 + 9, max=50, count=10) for size in (1, 100, 1000)}
+    raw = {1: Percentiles(p50=5.0, p99=6.0, max=7.0, count=10)}
+    checks = {check.name: check for check in warm_checks(BUDGETS, "sklearn", handler, raw)}
+    ratio = checks["sklearn warm 1-row p50 / raw scikit-learn p50"]
+    assert ratio.measured == (1 * 0.5 + 6) / 5.0 and not ratio.ok
+    assert set(checks) >= {"sklearn warm 1000-row p50", "sklearn warm 1000-row p99", "sklearn warm 100-row p50",
+                           "sklearn warm 1-row p99"}
+
+
+def test_the_compact_runtime_is_held_to_its_tail_against_scikit_learn():
+    handler = {1: Percentiles(p50=0.2, p99=0.3, max=1.0, count=10)}
+    raw = {1: Percentiles(p50=5.0, p99=10.0, max=12.0, count=10)}
+    (ratio, *_) = warm_checks(BUDGETS, "onnx", handler, raw)
+    assert (ratio.name, ratio.measured) == ("onnx warm 1-row p99 / raw scikit-learn p99", 0.3 / 10.0)
+
+
+def test_percentiles_are_in_milliseconds():
+    figures = percentiles([i / 1000 for i in range(1, 101)])
+    assert (figures.p50, figures.p99, figures.max, figures.count) == (51.0, 100.0, 100.0, 100)

@@ -1,0 +1,94 @@
+"""budgets.toml, and figures checked against it.
+
+Pure functions: measurements come in, `Check`s come out; a broken budget reads as the
+figure, the limit, the reason for the limit and what contributed most.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.measure import ColdStart, Percentiles
+
+BUDGETS_FILE = Path(__file__).resolve().parent.parent / "budgets.toml"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure against one budget."""
+
+    name: str
+    measured: float
+    limit: float
+    unit: str
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.measured <= self.limit
+
+    def line(self) -> str:
+        verdict = "ok  " if self.ok else "OVER"
+        return f"{verdict} {self.name}: {_figure(self.measured, self.unit)} (budget {_figure(self.limit, self.unit)})"
+
+
+def _figure(value: float, unit: str) -> str:
+    if unit == "bytes":
+        return f"{value:,.0f} bytes"
+    return f"{value:.3g}{unit}"
+
+
+def load_budgets(path: Path = BUDGETS_FILE) -> dict[str, Any]:
+    """The budgets file as nested dicts."""
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def _check(name: str, measured: float, budget: dict[str, Any], unit: str) -> Check:
+    return Check(name=name, measured=measured, limit=budget["limit"], unit=unit, reason=budget["reason"])
+
+
+def size_checks(budgets: dict[str, Any], runtime: str, architecture: str,
+                unzipped_bytes: int, zipped_bytes: int) -> list[Check]:
+    """Bundle bytes against the budget for this runtime and architecture."""
+    limits = budgets["size"][runtime][architecture]
+    return [_check(f"{runtime} {architecture} bundle unzipped", unzipped_bytes, limits["unzipped_bytes"], "bytes"),
+            _check(f"{runtime} {architecture} bundle zipped", zipped_bytes, limits["zipped_bytes"], "bytes")]
+
+
+def cold_start_checks(budgets: dict[str, Any], runtime: str, handler: ColdStart, floor: ColdStart) -> list[Check]:
+    """Median cold start as a ratio to the naive floor, plus the absolute safety net."""
+    cold = budgets["cold_start"]
+    return [_check(f"{runtime} cold start / naive floor", handler.total / floor.total,
+                   cold["ratio_to_floor"][runtime], "×"),
+            _check(f"{runtime} cold start", handler.total, cold["ceiling_seconds"], " s")]
+
+
+def warm_checks(budgets: dict[str, Any], runtime: str, handler: dict[int, Percentiles],
+                raw: dict[int, Percentiles]) -> list[Check]:
+    """Warm percentiles per batch size, and one row through the handler against the raw model."""
+    warm = budgets["warm"]
+    checks = []
+    ratio = warm["ratio_to_raw_sklearn"][runtime]
+    if 1 in handler and 1 in raw:
+        stat = ratio["statistic"]
+        checks.append(_check(f"{runtime} warm 1-row {stat} / raw scikit-learn {stat}",
+                             getattr(handler[1], stat) / getattr(raw[1], stat), ratio, "×"))
+    for size, figures in sorted(handler.items()):
+        for stat in ("p50", "p99"):
+            budget = warm[f"{stat}_ms"].get(str(size))
+            if budget:
+                checks.append(_check(f"{runtime} warm {size}-row {stat}", getattr(figures, stat), budget, " ms"))
+    return checks
+
+
+def report(checks: list[Check], contributors: list[str] = ()) -> str:
+    """Every check on a line; for each broken one its reason; then the biggest contributors."""
+    lines = [check.line() for check in checks]
+    broken = [check for check in checks if not check.ok]
+    lines += [f"  why {check.name} has a budget: {check.reason}" for check in broken]
+    if broken and contributors:
+        lines += ["biggest contributors:", *(f"  {item}" for item in contributors)]
+    return "\n".join(lines)

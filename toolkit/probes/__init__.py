@@ -1,0 +1,4 @@
+"""Scripts run in a fresh interpreter (`python -I -S`) with only a bundle on sys.path.
+
+They import nothing from this project but what the bundle holds, and print one JSON line.
+"""

@@ -1,0 +1,47 @@
+"""A fresh Lambda container's first request, timed by phase.
+
+argv: bundle directory, JSON file with {"event": ..., "context": {...}}.
+"""
+
+import json
+import sys
+import time
+import types
+
+started = time.time()
+clock = time.perf_counter()
+bundle, inputs_path = sys.argv[1], sys.argv[2]
+sys.path.insert(0, bundle)
+with open(inputs_path, encoding="utf-8") as stream:
+    inputs = json.load(stream)
+
+import handler.loading as loading  # noqa: E402
+
+loaded = loading.load_model_from_environment
+load_seconds = []
+
+
+def timed_load(environ):
+    """The handler's init, timed: read manifest, verify sha256, load the model."""
+    begin = time.perf_counter()
+    try:
+        return loaded(environ)
+    finally:
+        load_seconds.append(time.perf_counter() - begin)
+
+
+loading.load_model_from_environment = timed_load
+import handler.app as app  # noqa: E402  (module scope is Lambda's init)
+
+imported = time.perf_counter()
+context = types.SimpleNamespace(**inputs["context"], get_remaining_time_in_millis=lambda: 30_000)
+result = app.lambda_handler(inputs["event"], context)
+answered = time.perf_counter()
+print(json.dumps({
+    "started": started,
+    "imports": imported - clock - load_seconds[0],
+    "load": load_seconds[0],
+    "first_request": answered - imported,
+    "total_in_process": answered - clock,
+    "status": result["statusCode"],
+}))

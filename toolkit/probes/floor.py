@@ -1,0 +1,57 @@
+"""What a naive module-scope template does: joblib.load, then predict one record.
+
+argv: bundle directory, JSON file with {"artifact", "task", "input_format", "features",
+"records", "sizes", "iterations"}. With iterations > 0 it then times the raw model call
+on prebuilt inputs of each size.
+"""
+
+import json
+import sys
+import time
+
+started = time.time()
+clock = time.perf_counter()
+bundle, inputs_path = sys.argv[1], sys.argv[2]
+sys.path.insert(0, bundle)
+with open(inputs_path, encoding="utf-8") as stream:
+    inputs = json.load(stream)
+
+import joblib  # noqa: E402
+
+if inputs["input_format"] == "dataframe":
+    import pandas
+
+    def model_input(records):
+        return pandas.DataFrame(records, columns=inputs["features"])
+else:
+    import numpy
+
+    def model_input(records):
+        return numpy.array([[record[name] for name in inputs["features"]] for record in records], dtype=float)
+
+imported = time.perf_counter()
+model = joblib.load(inputs["artifact"])
+loaded = time.perf_counter()
+call = model.predict_proba if inputs["task"] == "classification" else model.predict
+call(model_input(inputs["records"][:1]))
+answered = time.perf_counter()
+
+raw = {}
+for size in inputs["sizes"] if inputs["iterations"] else []:
+    features = model_input((inputs["records"] * size)[:size])
+    call(features)
+    latencies = []
+    for _ in range(inputs["iterations"]):
+        begin = time.perf_counter()
+        call(features)
+        latencies.append(time.perf_counter() - begin)
+    raw[str(size)] = latencies
+
+print(json.dumps({
+    "started": started,
+    "imports": imported - clock,
+    "load": loaded - imported,
+    "first_request": answered - loaded,
+    "total_in_process": answered - clock,
+    "raw": raw,
+}))
