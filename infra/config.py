@@ -67,6 +67,7 @@ class StackConfig:
     max_instances: int | None
     max_body_bytes: int | None
     max_string_length: int | None
+    docs_enabled: bool
     model_source: str
     model_bucket_name: str | None
     model_s3_key_prefix: str | None
@@ -193,6 +194,7 @@ SETTINGS = (
     Setting("max_body_bytes", None, "null (the handler's default) or an integer from 64 to 6291456",
             _optional(_integer(64, 6_291_456))),
     Setting("max_string_length", None, "null (the handler's default) or an integer >= 1", _optional(_integer(1))),
+    Setting("docs_enabled", False, "true or false", _boolean),
     Setting("model_source", "bundled", f"one of {', '.join(MODEL_SOURCES)}", _one_of(MODEL_SOURCES)),
     Setting("model_bucket_name", None, "null (the stack creates the bucket) or an existing S3 bucket's name",
             _optional(_matching(_BUCKET, 63))),

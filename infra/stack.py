@@ -46,6 +46,7 @@ class ModelApiStack(Stack):
             function_max_instances=config.max_instances,
             function_max_body_bytes=config.max_body_bytes,
             function_max_string_length=config.max_string_length,
+            function_docs_enabled=config.docs_enabled,
             function_model_environment=store.model_environment(published) if published else None,
             function_snap_start=config.snap_start,
             function_provisioned_concurrency=config.provisioned_concurrency,
@@ -65,6 +66,7 @@ class ModelApiStack(Stack):
             api_throttling_burst_limit=config.throttle_burst_limit,
             api_cors_allowed_origins=config.cors_allowed_origins,
             api_log_retention_days=config.log_retention_days,
+            api_docs_enabled=config.docs_enabled,
         )
         monitoring = ModelMonitoring(
             self, "Monitoring",

@@ -15,6 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.session
@@ -84,16 +85,27 @@ def default_stack_name() -> str:
     return project_config().stack_name
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Sign, send, print the status and body; exit 0 only on a 2xx answer."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.invoke", description=__doc__.splitlines()[0])
+@dataclass(frozen=True)
+class DeployedApi:
+    """Where the deployed API is, and what to sign calls to it with."""
+
+    session: botocore.session.Session
+    credentials: Credentials
+    region: str
+    stack: str
+    url: str  # without a trailing slash
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that locate the deployed API and sign calls to it."""
     parser.add_argument("--url", help="API base URL (default: the stack's ApiUrl output)")
-    parser.add_argument("--path", default="/predict", help="route to call (default: /predict)")
-    parser.add_argument("--file", help="JSON request body, '-' for stdin (default for /predict: the manifest example)")
     parser.add_argument("--profile", help="AWS profile to sign with (default: the usual credential chain)")
     parser.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
-    parser.add_argument("--stack", help="stack to read the URL from (default: from cdk.json)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--stack", help="stack to read outputs from (default: from cdk.json)")
+
+
+def deployed_api(parser: argparse.ArgumentParser, args: argparse.Namespace) -> DeployedApi:
+    """Resolve add_api_arguments' options; a parser error says what is missing."""
     session = botocore.session.Session(profile=args.profile)
     credentials = session.get_credentials()
     if credentials is None:
@@ -101,9 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     region = args.region or region_from_url(args.url or "") or session.get_config_variable("region")
     if not region:
         parser.error("no region: pass --region")
-    url = args.url or stack_output(session, region, args.stack or default_stack_name())
-    request = signed_request(url.rstrip("/") + args.path, body=request_body(args.path, args.file),
-                             credentials=credentials, region=region)
+    stack = args.stack or default_stack_name()
+    url = (args.url or stack_output(session, region, stack)).rstrip("/")
+    return DeployedApi(session, credentials, region, stack, url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Sign, send, print the status and body; exit 0 only on a 2xx answer."""
+    parser = argparse.ArgumentParser(prog="python -m toolkit.invoke", description=__doc__.splitlines()[0])
+    add_api_arguments(parser)
+    parser.add_argument("--path", default="/predict", help="route to call (default: /predict)")
+    parser.add_argument("--file", help="JSON request body, '-' for stdin (default for /predict: the manifest example)")
+    args = parser.parse_args(argv)
+    api = deployed_api(parser, args)
+    request = signed_request(api.url + args.path, body=request_body(args.path, args.file),
+                             credentials=api.credentials, region=api.region)
     status, body = send(request)
     print(status)
     print(body)

@@ -4,7 +4,8 @@
 
 Lambda writes one REPORT line per invocation to the function's log group: `Duration` (the
 handler's time), `Max Memory Used`, and `Init Duration` on the first request of a new
-container (a cold start). This command prints cold and warm percentiles from those lines.
+container (a cold start), or `Restore Duration` when SnapStart resumed a snapshot. This
+command prints cold and warm percentiles from those lines.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import botocore.session
-
 from toolkit.budgets import Check, load_budgets, report
-from toolkit.invoke import default_stack_name, region_from_url, request_body, send, signed_request, stack_output
+from toolkit.invoke import add_api_arguments, deployed_api, request_body, send, signed_request, stack_output
 from toolkit.measure import Percentiles, percentiles
 
 LOG_GROUP_OUTPUT = "FunctionLogGroupName"
 REPORT_PATTERN = re.compile(
     r"REPORT RequestId: (?P<request_id>\S+)\s+Duration: (?P<duration>[\d.]+) ms\s+"
     r"Billed Duration: [\d.]+ ms\s+Memory Size: (?P<memory_size>\d+) MB\s+"
-    r"Max Memory Used: (?P<max_memory>\d+) MB(?:\s+Init Duration: (?P<init>[\d.]+) ms)?")
+    r"Max Memory Used: (?P<max_memory>\d+) MB(?:\s+(?:Init|Restore) Duration: (?P<init>[\d.]+) ms)?")
 
 
 @dataclass(frozen=True)
@@ -118,28 +117,18 @@ def describe(summary: Summary) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolkit.postdeploy", description=__doc__.splitlines()[0])
+    add_api_arguments(parser)
     parser.add_argument("--calls", type=int, default=20, help="signed /predict calls to make (default: 20)")
-    parser.add_argument("--url", help="API base URL (default: the stack's ApiUrl output)")
-    parser.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
-    parser.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
-    parser.add_argument("--stack", help="stack name (default: from cdk.json)")
     parser.add_argument("--log-group", help="the function's log group (default: the stack's output)")
     args = parser.parse_args(argv)
-    session = botocore.session.Session(profile=args.profile)
-    credentials = session.get_credentials()
-    if credentials is None:
-        parser.error("no AWS credentials found: pass --profile or configure the AWS CLI")
-    region = args.region or region_from_url(args.url or "") or session.get_config_variable("region")
-    if not region:
-        parser.error("no region: pass --region")
-    stack = args.stack or default_stack_name()
-    url = (args.url or stack_output(session, region, stack)).rstrip("/")
-    log_group = args.log_group or stack_output(session, region, stack, LOG_GROUP_OUTPUT)
+    api = deployed_api(parser, args)
+    log_group = args.log_group or stack_output(api.session, api.region, api.stack, LOG_GROUP_OUTPUT)
     since_ms = int(time.time() * 1000) - 1000
-    statuses = [send(signed_request(f"{url}/predict", body=request_body("/predict", None),
-                                    credentials=credentials, region=region))[0] for _ in range(args.calls)]
-    print(f"{args.calls} calls to {url}/predict: " + ", ".join(f"{s}×{statuses.count(s)}" for s in sorted(set(statuses))))
-    invocations = fetch_reports(session.create_client("logs", region_name=region), log_group, since_ms,
+    statuses = [send(signed_request(f"{api.url}/predict", body=request_body("/predict", None),
+                                    credentials=api.credentials, region=api.region))[0] for _ in range(args.calls)]
+    print(f"{args.calls} calls to {api.url}/predict: "
+          + ", ".join(f"{s}×{statuses.count(s)}" for s in sorted(set(statuses))))
+    invocations = fetch_reports(api.session.create_client("logs", region_name=api.region), log_group, since_ms,
                                 expected=args.calls)
     if not invocations:
         print(f"no REPORT lines in {log_group} yet; try again in a minute", file=sys.stderr)

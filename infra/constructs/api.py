@@ -18,8 +18,9 @@ from constructs import Construct
 
 from infra.constructs.log_group import retained_log_group
 
-# The handler's routes (GET /docs stays local: a browser cannot sign its requests with SigV4).
+# The handler's routes. GET /docs only with docs_enabled: under IAM auth a browser cannot open it unsigned.
 ROUTES = (("POST", "/predict"), ("GET", "/health"), ("GET", "/model"), ("GET", "/openapi.json"))
+DOCS_ROUTE = ("GET", "/docs")
 # `$default` serves the routes at the root, so the handler sees /predict, not /<stage>/predict.
 STAGE_NAME = "$default"
 ACCESS_LOG_FIELDS = {
@@ -41,7 +42,7 @@ CORS_HEADERS = ("authorization", "content-type", "x-amz-date", "x-amz-security-t
 
 
 class ModelApi(Construct):
-    """The handler's routes (`ROUTES`) on an HTTP API in front of `api_handler`."""
+    """The handler's routes (`ROUTES`, plus /docs when enabled) on an HTTP API in front of `api_handler`."""
 
     def __init__(self, scope: Construct, construct_id: str, *,
                  api_handler: lambda_.IFunction,
@@ -49,17 +50,19 @@ class ModelApi(Construct):
                  api_throttling_rate_limit: float,
                  api_throttling_burst_limit: int,
                  api_cors_allowed_origins: Sequence[str],
-                 api_log_retention_days: int) -> None:
+                 api_log_retention_days: int,
+                 api_docs_enabled: bool = False) -> None:
         super().__init__(scope, construct_id)
+        self.routes = (*ROUTES, DOCS_ROUTE) if api_docs_enabled else ROUTES
         self.http_api = apigwv2.HttpApi(
             self, "HttpApi",
-            description="Model API: " + ", ".join(f"{method} {path}" for method, path in ROUTES),
+            description="Model API: " + ", ".join(f"{method} {path}" for method, path in self.routes),
             create_default_stage=False,
             default_authorizer=HttpIamAuthorizer() if api_require_iam_auth else apigwv2.HttpNoneAuthorizer(),
             cors_preflight=_cors(api_cors_allowed_origins),
         )
         integration = HttpLambdaIntegration("ModelIntegration", api_handler)
-        for method, path in ROUTES:
+        for method, path in self.routes:
             self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod(method)], integration=integration)
         self.access_logs = retained_log_group(self, "AccessLogs", retention_days=api_log_retention_days)
         self.stage = self.http_api.add_stage(
@@ -80,7 +83,8 @@ class ModelApi(Construct):
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["execute-api:Invoke"],
-            resource_arns=[self.http_api.arn_for_execute_api(method, path, STAGE_NAME) for method, path in ROUTES],
+            resource_arns=[self.http_api.arn_for_execute_api(method, path, STAGE_NAME)
+                           for method, path in self.routes],
         )
 
     def _allow_anonymous_callers(self) -> None:

@@ -34,6 +34,7 @@ class ModelFunction(Construct):
                  function_max_instances: int | None = None,
                  function_max_body_bytes: int | None = None,
                  function_max_string_length: int | None = None,
+                 function_docs_enabled: bool = False,
                  function_model_environment: Mapping[str, str] | None = None,
                  function_snap_start: bool = False,
                  function_provisioned_concurrency: int | None = None) -> None:
@@ -64,6 +65,7 @@ class ModelFunction(Construct):
                 "POWERTOOLS_LOG_LEVEL": function_log_level,
                 # Unset limits fall back to the handler's own defaults.
                 **{name: str(value) for name, value in handler_limits.items() if value is not None},
+                **({"DOCS_ENABLED": "true"} if function_docs_enabled else {}),
                 # Where a published model is (its sha256 included, so a new model alone publishes a new version).
                 **(function_model_environment or {}),
             },

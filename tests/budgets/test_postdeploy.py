@@ -28,6 +28,14 @@ def test_report_lines_are_parsed_and_other_lines_ignored():
         (True, 31.52, 1899.87, 241), (False, 6.10, None, 243)]
 
 
+def test_a_snapstart_restore_counts_as_a_cold_start():
+    restored = ("REPORT RequestId: 8f5a1b2c-0000-4000-8000-000000000009\tDuration: 40.20 ms\tBilled Duration: 41 ms\t"
+                "Memory Size: 1769 MB\tMax Memory Used: 250 MB\tRestore Duration: 412.34 ms\t"
+                "Billed Restore Duration: 180 ms\t")
+    [invocation] = parse_reports([restored])
+    assert (invocation.cold, invocation.init_ms, invocation.duration_ms) == (True, 412.34, 40.20)
+
+
 def test_summary_splits_cold_from_warm_and_checks_budgets():
     summary = summarise(parse_reports([COLD] + [WARM.format(n=n, ms=f"{5 + n}.0") for n in range(2, 9)]))
     assert summary.cold_total.count == 1 and summary.cold_total.p50 == pytest.approx(1931.39)

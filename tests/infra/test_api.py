@@ -53,6 +53,22 @@ def test_every_route_requires_iam_signatures(stack, tiny_code):
     assert {key: route["AuthorizationType"] for key, route in found.items()} == dict.fromkeys(ROUTE_KEYS, "AWS_IAM")
 
 
+def test_docs_enabled_adds_the_docs_route_with_the_same_auth_and_grants(stack, tiny_code):
+    # Given / When
+    api, _ = make_api(stack, tiny_code, api_docs_enabled=True)
+    api.grant_invoke(iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal()))
+
+    # Then
+    template = Template.from_stack(stack)
+    found = routes(template)
+    assert set(found) == ROUTE_KEYS | {"GET /docs"}
+    assert found["GET /docs"]["AuthorizationType"] == "AWS_IAM"
+    [policy] = template.find_resources("AWS::IAM::Policy").values()
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert len(statement["Resource"]) == len(ROUTE_KEYS) + 1
+    assert "/docs" in json.dumps(statement["Resource"][-1])
+
+
 def test_routes_reach_the_handler_with_payload_format_2(stack, tiny_code):
     # Given / When
     _, handler = make_api(stack, tiny_code)

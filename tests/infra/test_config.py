@@ -37,6 +37,7 @@ WRONG_VALUES = [
     ("max_instances", 0),
     ("max_body_bytes", 10_000_000),
     ("max_string_length", -1),
+    ("docs_enabled", "yes"),
     ("model_source", "efs"),
     ("model_bucket_name", "Models_Bucket"),
     ("model_s3_key_prefix", "models/churn/1.0.0"),

@@ -167,6 +167,16 @@ def test_a_new_model_location_alone_publishes_a_new_version(tmp_path):
     assert version_id("a" * 64) == version_id("a" * 64)
 
 
+@pytest.mark.parametrize(("docs_enabled", "expected"), [(False, Match.absent()), (True, "true")])
+def test_the_docs_page_is_switched_on_only_by_docs_enabled(stack, tiny_code, docs_enabled, expected):
+    # Given / When
+    make_function(stack, tiny_code, function_docs_enabled=docs_enabled)
+
+    # Then
+    Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {
+        "Environment": {"Variables": Match.object_like({"DOCS_ENABLED": expected})}})
+
+
 def test_the_model_environment_joins_the_handlers_settings(stack, tiny_code):
     # Given / When
     make_function(stack, tiny_code, function_model_environment={"MODEL_S3_BUCKET": "team-models"})

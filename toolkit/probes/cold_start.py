@@ -4,16 +4,13 @@ argv: bundle directory, JSON file with {"event": ..., "context": {...}}.
 """
 
 import json
+import os
 import sys
 import time
 import types
 
-started = time.time()
-clock = time.perf_counter()
-bundle, inputs_path = sys.argv[1], sys.argv[2]
-sys.path.insert(0, bundle)
-with open(inputs_path, encoding="utf-8") as stream:
-    inputs = json.load(stream)
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # -I leaves this directory off sys.path
+from probe_start import clock, inputs, started  # noqa: E402
 
 import handler.loading as loading  # noqa: E402
 

@@ -9,10 +9,9 @@ import sys
 import time
 import types
 
-bundle, inputs_path = sys.argv[1], sys.argv[2]
-sys.path.insert(0, bundle)
-with open(inputs_path, encoding="utf-8") as stream:
-    inputs = json.load(stream)
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # -I leaves this directory off sys.path
+from probe_start import inputs  # noqa: E402
+
 # Logs and metrics are written as in Lambda, to a sink instead of CloudWatch: their cost is measured.
 # (Disabling metrics would not do: Powertools then keeps up to 100 values per metric between flushes.)
 result_stream, sys.stdout = sys.stdout, open(os.devnull, "w")
