@@ -73,6 +73,7 @@ UNUSED_AT_RUN_TIME = {
 }
 # Nothing at run time needs these; sources and stubs matter only to compilers and type checkers.
 SLIMMED_DIRS = frozenset({"tests", "__pycache__"})
+SCRIPTS_DIR = "bin"  # where `pip install --target` puts console scripts
 SLIMMED_SUFFIXES = frozenset({".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi", ".a"})
 _BUNDLER_SOURCE = Path(__file__).read_bytes()
 
@@ -327,6 +328,10 @@ def _installed_distributions(root: Path) -> list[str]:
 def _slim(root: Path) -> int:
     """Delete what only builds and tests need; return the bytes freed."""
     freed = 0
+    # pip's console scripts: Lambda never runs them, and their shebangs name this machine's Python.
+    if (root / SCRIPTS_DIR).is_dir():
+        freed += _tree_bytes(root / SCRIPTS_DIR)
+        shutil.rmtree(root / SCRIPTS_DIR)
     for directory, subdirs, files in os.walk(root):
         for name in [name for name in subdirs if name in SLIMMED_DIRS]:
             subdirs.remove(name)

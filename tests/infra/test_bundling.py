@@ -17,6 +17,7 @@ from handler.manifest import manifest_from_dict
 from infra.bundling import (
     DATAFRAME_ONLY,
     LAMBDA_UNZIPPED_LIMIT,
+    SCRIPTS_DIR,
     SLIMMED_DIRS,
     SLIMMED_SUFFIXES,
     UNUSED_AT_RUN_TIME,
@@ -295,6 +296,7 @@ def test_lambda_bundle_is_slimmed_and_built_for_the_target_architecture(lambda_b
 
     # Then
     assert not [path for path in lambda_bundle.path.rglob("*") if path.is_dir() and path.name in SLIMMED_DIRS]
+    assert not (lambda_bundle.path / SCRIPTS_DIR).exists()  # their shebangs would make the bytes machine-specific
     assert not [path for path in files if path.suffix in SLIMMED_SUFFIXES]
     machines = {int.from_bytes(path.read_bytes()[18:20], "little") for path in shared_objects}
     assert machines == {ELF_MACHINES[default_config.architecture]}
