@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,11 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolkit.fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000, help="requests to generate (default: %(default)s)")
     args = parser.parse_args(argv)
-    # Thousands of requests: keep the handler's per-request logs and metrics off the terminal.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("DOCS_ENABLED", "true")  # fuzz the docs route too, as `make run` serves it
-    with local_api() as base_url:
+    # Thousands of requests: the handler's logs and metrics (stdout, as in Lambda) go to a sink, not the terminal.
+    with open(os.devnull, "w") as sink, redirect_stdout(sink), local_api() as base_url:
         report = fuzz(base_url, args.cases)
     for label, count in report.cases.items():
         print(f"{count:>7}  {label}")
