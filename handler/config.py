@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from handler.manifest import SHA256_HEX
 
 # The bundle lays model_artifacts/ beside the handler package, in Lambda and locally alike.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts"
@@ -88,7 +89,7 @@ def _s3_location(environ: Mapping[str, str], problems: list[str]) -> S3ModelLoca
         problems.append(f"{MODEL_S3_BUCKET} must be set with {MODEL_S3_PREFIX} and {MODEL_SHA256}")
     if not prefix.endswith("/") or prefix.startswith("/"):
         problems.append(f"{MODEL_S3_PREFIX} must be a key prefix ending in '/', got {prefix!r}")
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+    if not SHA256_HEX.fullmatch(sha256):
         problems.append(f"{MODEL_SHA256} must be 64 lowercase hex characters, got {sha256!r}")
     return S3ModelLocation(bucket, prefix, sha256) if len(problems) == found else None
 

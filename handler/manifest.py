@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 MANIFEST_FILE = "manifest.json"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # how manifests, settings and cdk.json write a sha256
 SCHEMA_VERSION = 1
 TASKS = ("classification", "regression")
 INPUT_FORMATS = ("dataframe", "array")
@@ -177,7 +179,7 @@ def _pin_problems(data: dict[str, Any], file_key: str, sha_key: str) -> list[str
     """A file name and its sha256, as a pair: a plain file name and 64 lowercase hex characters."""
     problems = []
     sha = data.get(sha_key)
-    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+    if not (isinstance(sha, str) and SHA256_HEX.fullmatch(sha)):
         problems.append(f"{sha_key} must be 64 lowercase hex characters")
     name = data.get(file_key)
     if not isinstance(name, str) or "/" in name or name.startswith("."):

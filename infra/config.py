@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from handler.manifest import SHA256_HEX
+
 ARCHITECTURES = ("arm64", "x86_64")
 # Every runtime pin has cp312–cp314 manylinux wheels for both architectures.
 PYTHON_RUNTIMES = ("python3.12", "python3.13", "python3.14")
@@ -37,7 +39,6 @@ _NAMESPACE = r"(?!AWS/)[A-Za-z0-9._/#:-]{1,255}"
 _BUCKET = r"(?!xn--)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 # S3 keys safe in an IAM ARN (no '*' or '?' wildcards) and a URL: no leading '/', no empty or '..' segment.
 KEY_PREFIX_PATTERN = r"(?!/)(?!.*//)(?!(.*/)?\.\./)[A-Za-z0-9_.=+/-]+/"
-_SHA256 = r"[0-9a-f]{64}"
 
 
 class ConfigError(ValueError):
@@ -201,7 +202,7 @@ SETTINGS = (
     Setting("model_s3_key_prefix", None, "null or the key prefix publish printed, e.g. models/churn/1.0.0/",
             _optional(_matching(KEY_PREFIX_PATTERN, 900))),
     Setting("model_sha256", None, "null or the artifact's sha256 publish printed (64 lowercase hex characters)",
-            _optional(_matching(_SHA256))),
+            _optional(_matching(SHA256_HEX.pattern))),
     Setting("deployment", "canary_10_percent_5_minutes", f"one of {', '.join(DEPLOYMENTS)}", _one_of(DEPLOYMENTS)),
     Setting("pre_traffic_check", False, "true or false", _boolean),
     Setting("snap_start", False, "true or false", _boolean),

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from handler.manifest import read_manifest
+from infra.bundling import LAMBDA_UNZIPPED_LIMIT
 from toolkit.budgets import Check, cold_start_checks, load_budgets, report, size_checks, warm_checks
 from toolkit.measure import (ColdStart, Percentiles, floor_cold_start, handler_cold_start, handler_warm_latency,
                              median_cold_start, package_sizes, raw_model_latency)
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "bench"
 LAMBDA_INIT_LIMIT_S = 10.0
-LAMBDA_UNZIPPED_LIMIT = 262_144_000
 
 
 @dataclass
@@ -155,14 +155,19 @@ def run(variants: list[Variant], reference: tuple[Path, Path], *, architecture: 
         checks += cold_start_checks(budgets, variant.runtime, cold[variant.runtime], floor)
         checks += warm_checks(budgets, variant.runtime, warm[variant.runtime], raw)
     results = Results(architecture, python_runtime, floor, raw, cold, warm, variants, checks)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "results.json"
-    json_path.write_text(json.dumps(to_json(results), indent=2, default=str) + "\n", encoding="utf-8")
-    png_path = chart(results, out_dir / "bench.png")
+    json_path, png_path = write_outputs(results, out_dir)
     print("\n" + table(results) + "\n")
     print(report(checks))
     print(f"\nfigures: {json_path}\nchart:   {png_path}")
     return results
+
+
+def write_outputs(results: Results, out_dir: Path) -> tuple[Path, Path]:
+    """The figures as JSON and the chart as PNG, in out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(to_json(results), indent=2, default=str) + "\n", encoding="utf-8")
+    return json_path, chart(results, out_dir / "bench.png")
 
 
 def build_variants(architecture: str, python_version: str) -> tuple[list[Variant], tuple[Path, Path]]:

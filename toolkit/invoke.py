@@ -23,6 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from handler.manifest import read_manifest
 from infra.config import project_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,9 +76,14 @@ def request_body(path: str, file: str | None) -> bytes | None:
     if file:
         return Path(file).read_bytes()
     if path == "/predict":
-        manifest = json.loads((PROJECT_ROOT / "model_artifacts" / "manifest.json").read_text(encoding="utf-8"))
-        return json.dumps(manifest["example"]).encode()
+        return example_body()
     return None
+
+
+def example_body(rows: int | None = None) -> bytes:
+    """The manifest's example request, or its first `rows` instances."""
+    instances = read_manifest(PROJECT_ROOT / "model_artifacts").example["instances"]
+    return json.dumps({"instances": instances[:rows]}).encode()
 
 
 def default_stack_name() -> str:

@@ -28,7 +28,8 @@ from handler.validation import ValidatedBatch
 DEFAULT_TOLERANCE = 1e-5
 TARGET_OPSET = 21  # within what skl2onnx 1.20 is tested with and what onnxruntime 1.20+ runs
 EDGE_BASE_ROWS = 3  # sample rows each edge case is applied to
-UNSEEN_CATEGORIES = ("", "never-seen-in-training")  # "" must not be mistaken for a missing value
+# Neither "" nor a caller's NUL string (the graph's missing marker) may be mistaken for a missing value.
+UNSEEN_CATEGORIES = ("", "\x00", "never-seen-in-training")
 REASON_LENGTH = 200
 _TENSOR_TYPES = {onnx_runtime.STRING_TENSOR: StringTensorType, onnx_runtime.FLOAT_TENSOR: FloatTensorType}
 

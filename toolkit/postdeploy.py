@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from toolkit.budgets import Check, load_budgets, report
-from toolkit.invoke import add_api_arguments, deployed_api, request_body, send, signed_request, stack_output
+from toolkit.invoke import add_api_arguments, deployed_api, example_body, send, signed_request, stack_output
 from toolkit.measure import Percentiles, percentiles
 
 LOG_GROUP_OUTPUT = "FunctionLogGroupName"
@@ -124,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = deployed_api(parser, args)
     log_group = args.log_group or stack_output(api.session, api.region, api.stack, LOG_GROUP_OUTPUT)
     since_ms = int(time.time() * 1000) - 1000
-    statuses = [send(signed_request(f"{api.url}/predict", body=request_body("/predict", None),
-                                    credentials=api.credentials, region=api.region))[0] for _ in range(args.calls)]
+    body = example_body(rows=1)  # the budgets it is checked against are for one row
+    statuses = [send(signed_request(f"{api.url}/predict", body=body, credentials=api.credentials,
+                                    region=api.region))[0] for _ in range(args.calls)]
     print(f"{args.calls} calls to {api.url}/predict: "
           + ", ".join(f"{s}×{statuses.count(s)}" for s in sorted(set(statuses))))
     invocations = fetch_reports(api.session.create_client("logs", region_name=api.region), log_group, since_ms,

@@ -85,18 +85,30 @@ class OnnxPredictor:
     def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
         (output,) = self._session.run([self._output], self.model_input(batch))
         output = output.astype(np.float64)
+        if self._classes is not None:
+            # float32 probabilities sum to 1 within ~1e-7; callers expect a distribution, as scikit-learn gives
+            with np.errstate(divide="ignore", invalid="ignore"):  # a zero sum becomes NaN, refused below
+                output = output / output.sum(axis=1, keepdims=True)
         if not np.isfinite(output).all():  # e.g. a float32 overflow: the handler answers 422, not NaN
             raise FloatingPointError("the model's output is not finite")
         if self._classes is not None:
-            # float32 probabilities sum to 1 within ~1e-7; callers expect a distribution, as scikit-learn gives
-            return classification_predictions(self._classes, (output / output.sum(axis=1, keepdims=True)).tolist())
+            return classification_predictions(self._classes, output.tolist())
         return regression_predictions(output.ravel().tolist())
 
 
 def _tensor(values: list[Any], tensor_type: str) -> np.ndarray:
     if tensor_type == FLOAT_TENSOR:
         return np.array(values, dtype=np.float32)  # None becomes NaN, booleans 0 and 1
-    return np.array([MISSING_STRING if value is None else _utf8_safe(value) for value in values], dtype=object)
+    return np.array([_category(value) for value in values], dtype=object)
+
+
+def _category(value: str | None) -> str:
+    """MISSING_STRING for None; a caller's own NUL string stays an unknown category, as scikit-learn sees it."""
+    if value is None:
+        return MISSING_STRING
+    if value == MISSING_STRING:
+        return MISSING_STRING * 2  # not the graph's missing marker, and no category a model was trained on
+    return _utf8_safe(value)
 
 
 def _utf8_safe(text: str) -> str:

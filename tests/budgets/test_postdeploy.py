@@ -75,8 +75,8 @@ def fake_api():
 
     class Api(BaseHTTPRequestHandler):
         def do_POST(self):
-            calls.append((self.path, self.headers.get("Authorization", "")))
-            self.rfile.read(int(self.headers["Content-Length"]))
+            sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append((self.path, self.headers.get("Authorization", ""), sent))
             body = json.dumps({"predictions": []}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -103,6 +103,8 @@ def test_the_command_calls_signed_then_reports_against_budgets(aws, fake_api, ca
     output = capsys.readouterr().out
     assert code == 0
     assert len(calls) == 3 and all(auth.startswith("AWS4-HMAC-SHA256 Credential=")
-                                and "/eu-west-1/execute-api/aws4_request" in auth for _, auth in calls)
+                                and "/eu-west-1/execute-api/aws4_request" in auth for _, auth, _ in calls)
+    # with one instance each, as the 1-row budgets it is checked against assume
+    assert all(path == "/predict" and len(sent["instances"]) == 1 for path, _, sent in calls)
     assert "cold starts: 1, Init Duration + Duration p50 1.931 s" in output
     assert "ok   deployed warm 1-row p99 (Duration)" in output

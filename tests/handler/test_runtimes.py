@@ -72,21 +72,24 @@ def test_both_runtimes_answer_alike_on_the_example_and_its_edge_cases(model_dirs
 
 
 @pytest.mark.parametrize("model_dirs", ["classifier_case"], indirect=True)
-def test_a_missing_string_is_imputed_and_an_empty_one_is_unseen_in_both_runtimes(model_dirs, serve):
+def test_a_missing_string_is_imputed_and_an_empty_or_nul_one_is_unseen_in_both_runtimes(model_dirs, serve):
     # Given a logistic regression whose region imputer fills "missing", a category it learnt a weight for
     manifest = read_manifest(model_dirs["onnx"])
     instance = manifest.example["instances"][0]
-    bodies = [{"instances": [{**instance, "region": value}]} for value in (None, "missing", "")]
+    bodies = [{"instances": [{**instance, "region": value}]} for value in (None, "missing", "", "\x00")]
 
-    # When each runtime answers a missing region, the imputer's fill value, and an empty string
+    # When each runtime answers a missing region, the fill value, an empty string and a NUL (the graph's marker)
     answers = {runtime: [probability_rows(body, manifest.classes) for _, body in serve(model_dir, bodies)]
                for runtime, model_dir in model_dirs.items()}
 
-    # Then, in both, a missing region is the fill value, and "" an unseen category, not a missing value
-    for missing, filled, empty in answers.values():
+    # Then, in both, a missing region is the fill value, and "" or NUL an unseen category, not a missing value
+    for missing, filled, empty, nul in answers.values():
         np.testing.assert_array_equal(missing, filled)
         assert not np.allclose(missing, empty, rtol=0, atol=1e-3)
-    np.testing.assert_allclose(answers["onnx"][0], answers["sklearn"][0], rtol=0, atol=manifest.parity.tolerance)
+        np.testing.assert_array_equal(nul, empty)
+    for answer in range(len(bodies)):
+        np.testing.assert_allclose(answers["onnx"][answer], answers["sklearn"][answer], rtol=0,
+                                   atol=manifest.parity.tolerance)
 
 
 def test_an_onnx_output_beyond_float32_is_a_422_not_infinity(tmp_path, serve):

@@ -109,7 +109,7 @@ def test_graph_inputs_keep_the_feature_names(awkward_names_case: Case, tmp_path:
 
 
 @pytest.mark.parametrize(("feature", "expected"), [
-    (Feature("region", "string", "object", True, ["east"], "ignore"), [None, "", "never-seen-in-training"]),
+    (Feature("region", "string", "object", True, ["east"], "ignore"), [None, "", "\x00", "never-seen-in-training"]),
     (Feature("plan", "string", "object", False, ["basic"], "reject"), []),
     (Feature("age", "integer", "int64", False, minimum=18, maximum=79), [18, 79, -43, 140]),
     (Feature("income", "number", "float64", True, minimum=10.0, maximum=10.0), [None, 10.0, 10.0, 9.0, 11.0]),
