@@ -39,6 +39,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, read_manifest
 from infra.config import load_config
+from toolkit.measure import package_sizes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLES_DIR = PROJECT_ROOT / "build" / "bundles"
@@ -306,7 +307,7 @@ def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[s
     sources_zipped = _zipped_size(staging, sources)
     return {"target": spec.target.name, "dependencies": dependencies.name,
             "unzipped_bytes": unzipped, "zipped_bytes": dependency_report["zipped_bytes"] + sources_zipped,
-            "largest": _largest_top_level(staging, 5)}
+            "largest": list(package_sizes(staging).items())[:5]}
 
 
 def link_tree(source: Path, destination: Path) -> None:
@@ -407,15 +408,6 @@ class _ByteCounter(io.RawIOBase):
     def write(self, data: Any) -> int:
         self.written += len(data)
         return len(data)
-
-
-def _largest_top_level(root: Path, count: int) -> list[tuple[str, int]]:
-    """Top-level entries by size, with `numpy.libs` counted as part of `numpy`."""
-    sizes: dict[str, int] = {}
-    for entry in root.iterdir():
-        name = entry.name.removesuffix(".libs")
-        sizes[name] = sizes.get(name, 0) + _tree_bytes(entry)
-    return sorted(sizes.items(), key=lambda item: item[1], reverse=True)[:count]
 
 
 def _tree_bytes(path: Path) -> int:
