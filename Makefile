@@ -27,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 model_artifacts/manifest.json: | $(STAMP)
-	$(PY) -m toolkit.demo_model
+	$(PY) -m builder.demo_model
 
 run: $(STAMP) model_artifacts/manifest.json ## serve the model on http://127.0.0.1:$(PORT) as API Gateway would
 	PORT=$(PORT) $(PY) -u -m toolkit.local_api
@@ -36,7 +36,7 @@ test: $(STAMP) node_modules/.installed ## run every test layer
 	$(PY) -m pytest
 
 model: $(STAMP) ## rebuild the demo model and package it into model_artifacts/
-	$(PY) -m toolkit.demo_model
+	$(PY) -m builder.demo_model
 
 bench: $(STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml
 	$(PY) -m toolkit.bench

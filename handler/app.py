@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import warnings
 from collections.abc import Callable
 from functools import cache
@@ -17,11 +16,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handler import routes
 from handler.config import observability_names
 from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
 from handler.loading import LoadedModel, load_model_from_environment
+from handler.scoring import model_identity, score
 from handler.snapstart import register_snapstart_hooks
-from handler.validation import outside_training_range, parse_json_body
+from handler.validation import parse_json_body
 
 # /health, /model and 404s publish no metric by design; Powertools would warn on each.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -64,26 +65,18 @@ def predict() -> dict[str, Any]:
     payload = parse_json_body(event.body, is_base64=event.is_base64_encoded,
                               content_type=event.headers.get("content-type"),
                               max_bytes=MODEL.settings.max_body_bytes)
-    batch = MODEL.validator.validate(payload)
-    started = time.perf_counter()
-    try:
-        predictions = MODEL.predictor.predict(batch)
-    except (ValueError, FloatingPointError):  # e.g. a float32 overflow inside a tree model
-        logger.warning("Model could not score the request", exc_info=True)
-        raise ApiError(422, "unscorable_input", "The model cannot score these values.",
-                       outside_training_range(batch, MODEL.manifest)) from None
-    latency_ms = (time.perf_counter() - started) * 1000
-    metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=batch.count)
-    metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    if batch.unknown_categories:
-        metrics.add_metric(name="UnknownCategories", unit=MetricUnit.Count, value=batch.unknown_categories)
+    scored = score(MODEL, payload)
+    metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=scored.count)
+    metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=scored.latency_ms)
+    if scored.unknown_categories:
+        metrics.add_metric(name="UnknownCategories", unit=MetricUnit.Count, value=scored.unknown_categories)
     metrics.add_metadata(key="model_version", value=MODEL.manifest.version)
-    return {"predictions": predictions, "model": _model_identity()}
+    return {"predictions": scored.predictions, "model": model_identity(MODEL.manifest)}
 
 
 def health() -> dict[str, Any]:
     """GET /health: the model is loaded and verified."""
-    return {"status": "ok", "model": _model_identity()}
+    return {"status": "ok", "model": model_identity(MODEL.manifest)}
 
 
 def describe_model() -> dict[str, Any]:
@@ -114,20 +107,12 @@ SWAGGER_PAGE = """<!doctype html>
 """
 
 
-def _model_identity() -> dict[str, str]:
-    return {"name": MODEL.manifest.name, "version": MODEL.manifest.version}
-
-
-ROUTES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "/predict": ("POST", predict),
-    "/health": ("GET", health),
-    "/model": ("GET", describe_model),
-    "/openapi.json": ("GET", openapi),
-}
-if MODEL is not None and MODEL.settings.docs_enabled:
-    ROUTES["/docs"] = ("GET", docs)
-for _path, (_method, _view) in ROUTES.items():
-    app.route(_path, _method, middlewares=[require_model])(_view)
+VIEWS: dict[routes.Route, Callable[[], Any]] = {routes.PREDICT: predict, routes.HEALTH: health,
+                                                 routes.MODEL: describe_model, routes.OPENAPI: openapi,
+                                                 routes.DOCS: docs}
+ROUTES = {route.path: route for route in routes.served_routes(MODEL is not None and MODEL.settings.docs_enabled)}
+for _route in ROUTES.values():
+    app.route(_route.path, _route.method, middlewares=[require_model])(VIEWS[_route])
 
 
 def error_response(error: ApiError) -> Response:
@@ -138,6 +123,8 @@ def error_response(error: ApiError) -> Response:
 
 @app.exception_handler(ApiError)
 def handle_api_error(error: ApiError) -> Response:
+    if error.code == "unscorable_input":
+        logger.warning("Model could not score the request", exc_info=error.__cause__)
     if error.status < 500:
         metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
         logger.info("Request rejected", extra={"status": error.status, "code": error.code,
@@ -149,10 +136,10 @@ def handle_api_error(error: ApiError) -> Response:
 def handle_not_found(_: NotFoundError) -> Response:
     route = ROUTES.get(app.current_event.path)
     if route is None:
-        routes = ", ".join(f"{method} {path}" for path, (method, _) in ROUTES.items())
-        return error_response(ApiError(404, "not_found", f"No such route. Routes: {routes}."))
-    return error_response(ApiError(405, "method_not_allowed", f"This route accepts {route[0]} only.",
-                                   headers={"Allow": route[0]}))
+        served = ", ".join(f"{known.method} {known.path}" for known in ROUTES.values())
+        return error_response(ApiError("not_found", f"No such route. Routes: {served}."))
+    return error_response(ApiError("method_not_allowed", f"This route accepts {route.method} only.",
+                                   headers={"Allow": route.method}))
 
 
 @app.exception_handler(Exception)

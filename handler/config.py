@@ -8,12 +8,21 @@ from pathlib import Path
 
 from handler.manifest import SHA256_HEX
 
-# The bundle lays model_artifacts/ beside the handler package, in Lambda and locally alike.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts"
+# The packager writes, the bundle ships and the handler reads the model from this directory, beside handler/.
+MODEL_DIR_NAME = "model_artifacts"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / MODEL_DIR_NAME
 DEFAULT_SERVICE_NAME = "model-api"
 DEFAULT_METRICS_NAMESPACE = "SklearnModelApi"
+
+# The environment variables the handler reads; the stack builds them with function_environment().
+MODEL_DIR = "MODEL_DIR"
+MAX_INSTANCES, MAX_BODY_BYTES, MAX_STRING_LENGTH = "MAX_INSTANCES", "MAX_BODY_BYTES", "MAX_STRING_LENGTH"
+DOCS_ENABLED = "DOCS_ENABLED"
 # Set together (by the stack, with model_source s3): the model is fetched from S3 at init, not read from MODEL_DIR.
 MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256 = "MODEL_S3_BUCKET", "MODEL_S3_PREFIX", "MODEL_SHA256"
+# Powertools' own variables.
+SERVICE_NAME, METRICS_NAMESPACE, LOG_LEVEL = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+                                              "POWERTOOLS_LOG_LEVEL")
 
 
 class SettingsError(ValueError):
@@ -46,9 +55,9 @@ class Settings:
 
 # variable name -> (field, smallest allowed value)
 _INTEGER_VARIABLES = {
-    "MAX_INSTANCES": ("max_instances", 1),
-    "MAX_BODY_BYTES": ("max_body_bytes", 64),
-    "MAX_STRING_LENGTH": ("max_string_length", 1),
+    MAX_INSTANCES: ("max_instances", 1),
+    MAX_BODY_BYTES: ("max_body_bytes", 64),
+    MAX_STRING_LENGTH: ("max_string_length", 1),
 }
 
 
@@ -56,8 +65,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read MODEL_DIR and the request caps from environ, naming any variable that is wrong."""
     values: dict[str, object] = {}
     problems = []
-    if environ.get("MODEL_DIR"):
-        values["model_dir"] = Path(environ["MODEL_DIR"])
+    if environ.get(MODEL_DIR):
+        values["model_dir"] = Path(environ[MODEL_DIR])
     for variable, (field, minimum) in _INTEGER_VARIABLES.items():
         raw = environ.get(variable)
         if raw is None or raw == "":
@@ -70,9 +79,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             problems.append(f"{variable} must be an integer >= {minimum}, got {raw!r}")
         else:
             values[field] = number
-    docs = environ.get("DOCS_ENABLED", "false").strip().lower()
+    docs = environ.get(DOCS_ENABLED, "false").strip().lower()
     if docs not in ("true", "false"):
-        problems.append(f"DOCS_ENABLED must be true or false, got {environ['DOCS_ENABLED']!r}")
+        problems.append(f"{DOCS_ENABLED} must be true or false, got {environ[DOCS_ENABLED]!r}")
     values["docs_enabled"] = docs == "true"
     if any(environ.get(variable) for variable in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)):
         values["model_s3"] = _s3_location(environ, problems)
@@ -96,5 +105,27 @@ def _s3_location(environ: Mapping[str, str], problems: list[str]) -> S3ModelLoca
 
 def observability_names(environ: Mapping[str, str]) -> tuple[str, str]:
     """Service name and metrics namespace, from Powertools' own variables or the defaults."""
-    return (environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE_NAME,
-            environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE)
+    return (environ.get(SERVICE_NAME) or DEFAULT_SERVICE_NAME,
+            environ.get(METRICS_NAMESPACE) or DEFAULT_METRICS_NAMESPACE)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The inverse of load_settings: the variables that load back as settings (defaults left out)."""
+    defaults = Settings()
+    environment = {variable: str(getattr(settings, field)) for variable, (field, _) in _INTEGER_VARIABLES.items()
+                   if getattr(settings, field) != getattr(defaults, field)}
+    if settings.model_dir != defaults.model_dir:
+        environment[MODEL_DIR] = str(settings.model_dir)
+    if settings.docs_enabled:
+        environment[DOCS_ENABLED] = "true"
+    if settings.model_s3 is not None:
+        environment |= {MODEL_S3_BUCKET: settings.model_s3.bucket, MODEL_S3_PREFIX: settings.model_s3.prefix,
+                        MODEL_SHA256: settings.model_s3.sha256}
+    return environment
+
+
+def function_environment(settings: Settings, *, service_name: str, metrics_namespace: str,
+                         log_level: str) -> dict[str, str]:
+    """Everything a deployed function's environment holds: Powertools' names and the handler's settings."""
+    return {SERVICE_NAME: service_name, METRICS_NAMESPACE: metrics_namespace, LOG_LEVEL: log_level,
+            **settings_environment(settings)}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from handler.config import Settings, SettingsError, load_settings
+from handler.config import S3ModelLocation, Settings, SettingsError, load_settings
 from handler.errors import ModelLoadError
-from handler.manifest import Manifest, ManifestError, ManifestMissing, read_manifest
+from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestMissing, read_manifest
 from handler.predictors import Predictor, load_predictor
 from handler.validation import RequestValidator
 
@@ -60,7 +62,28 @@ def load_model_from_environment(environ: Mapping[str, str]) -> LoadedModel:
     except SettingsError as error:
         raise ModelLoadError("settings_invalid", str(error)) from None
     if settings.model_s3 is not None:
-        from handler.model_source import fetch_model  # botocore is imported only for a model in S3
-
-        settings = replace(settings, model_dir=fetch_model(settings.model_s3))
+        settings = replace(settings, model_dir=fetch_published_model(settings.model_s3))
     return load_model(settings)
+
+
+def fetch_published_model(location: S3ModelLocation) -> Path:
+    """A new directory in the temp dir (/tmp on Lambda) holding the published manifest and artifact, verified.
+
+    The manifest must pin the deployment's sha256 and the artifact must hash to it; on any failure the
+    directory is removed and a ModelLoadError names the cause.
+    """
+    from handler.model_source import S3Objects  # botocore is imported only for a model in S3
+
+    directory = Path(tempfile.mkdtemp(prefix="model-"))
+    try:
+        with S3Objects(location.bucket, location.prefix) as objects:
+            objects.download(MANIFEST_FILE, directory)
+            manifest = manifest_in(directory)
+            if manifest.sha256 != location.sha256:
+                raise ModelLoadError("sha256_mismatch", f"{objects.url(MANIFEST_FILE)} pins {manifest.sha256}, "
+                                                        f"the deployment pins {location.sha256}")
+            objects.download(manifest.artifact, directory, expected_sha256=location.sha256)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return directory

@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handler.runtimes import RUNTIMES
+
 MANIFEST_FILE = "manifest.json"
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # how manifests, settings and cdk.json write a sha256
 SCHEMA_VERSION = 1
 TASKS = ("classification", "regression")
 INPUT_FORMATS = ("dataframe", "array")
 FEATURE_TYPES = ("number", "integer", "string", "boolean")
-RUNTIMES = ("sklearn", "onnx")
 UNKNOWN_CATEGORY_POLICIES = ("ignore", "reject")
 # Why the packager served a model with scikit-learn rather than ONNX: `runtime_fallback` starts with one.
 FALLBACK_REASONS = ("conversion_error", "unsupported_estimator", "parity_miss")
@@ -138,7 +139,7 @@ def manifest_from_dict(data: Any) -> Manifest:
     if data["input_format"] not in INPUT_FORMATS:
         problems.append(f"input_format must be one of {INPUT_FORMATS}")
     if data.get("runtime", "sklearn") not in RUNTIMES:
-        problems.append(f"runtime must be one of {RUNTIMES}")
+        problems.append(f"runtime must be one of {tuple(RUNTIMES)}")
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         problems.append(f"schema_version must be {SCHEMA_VERSION}")
     for file_key, sha_key in (("artifact", "sha256"), ("sklearn_artifact", "sklearn_sha256")):

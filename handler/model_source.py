@@ -1,15 +1,13 @@
-"""A published model in S3: downloaded at init into a fresh directory and verified before anything loads it.
+"""Storage adapter for a published model: objects under an S3 prefix, each streamed to disk and checked.
 
-Imported only when MODEL_S3_BUCKET is set, so a bundled model never pays for botocore at cold start.
-Each file is written under a temporary name and renamed only once it is complete (and, for the
-artifact, hashes to the pinned sha256); on any failure the directory is removed.
+It knows nothing of manifests (handler.loading decides what to fetch and what to pin). Imported only when
+MODEL_S3_BUCKET is set, so a bundled model never pays for botocore at cold start. Each file is written
+under a temporary name and renamed only once it is complete and hashes to the expected sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +17,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
-from handler.config import S3ModelLocation
 from handler.errors import ModelLoadError
-from handler.loading import manifest_in
-from handler.manifest import MANIFEST_FILE
 
 # Init must end within Lambda's 10 s: a stalled S3 costs at most MAX_ATTEMPTS x (connect + read timeout) per file.
 CONNECT_TIMEOUT_SECONDS = 1.0
@@ -38,36 +33,36 @@ def s3_client() -> Any:
     return botocore.session.get_session().create_client("s3", config=config)
 
 
-def fetch_model(location: S3ModelLocation) -> Path:
-    """A new directory in the temp dir (/tmp on Lambda) holding the verified manifest and artifact.
+class S3Objects:
+    """Objects under `prefix` in `bucket`, downloaded one at a time with one short-lived client."""
 
-    The manifest must pin location.sha256 and the artifact must hash to it; any failure is a ModelLoadError.
-    """
-    directory = Path(tempfile.mkdtemp(prefix="model-"))
-    client = s3_client()
-    try:
-        _download(client, location, MANIFEST_FILE, directory)
-        manifest = manifest_in(directory)
-        if manifest.sha256 != location.sha256:
-            raise ModelLoadError("sha256_mismatch", f"s3://{location.bucket}/{location.key(MANIFEST_FILE)} pins "
-                                                    f"{manifest.sha256}, the deployment pins {location.sha256}")
-        _download(client, location, manifest.artifact, directory, expected_sha256=location.sha256)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    finally:
-        client.close()  # no pooled connection may outlive init (nor end up in a SnapStart snapshot)
-    return directory
+    def __init__(self, bucket: str, prefix: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client = s3_client()
+
+    def __enter__(self) -> S3Objects:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()  # no pooled connection may outlive init (nor end up in a SnapStart snapshot)
+
+    def url(self, file_name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{file_name}"
+
+    def download(self, file_name: str, directory: Path, *, expected_sha256: str | None = None) -> Path:
+        """Stream one object into directory; with expected_sha256, refuse other bytes (sha256_mismatch)."""
+        return _download(self._client, self.bucket, self.prefix + file_name, directory / file_name,
+                         self.url(file_name), expected_sha256)
 
 
-def _download(client: Any, location: S3ModelLocation, file_name: str, directory: Path, *,
-              expected_sha256: str | None = None) -> None:
+def _download(client: Any, bucket: str, key: str, destination: Path, url: str,
+              expected_sha256: str | None) -> Path:
     """Stream one object to a temporary name, check its sha256 if one is expected, then rename it into place."""
-    url = f"s3://{location.bucket}/{location.key(file_name)}"
-    partial = directory / f".{file_name}.partial"
+    partial = destination.with_name(f".{destination.name}.partial")
     digest = hashlib.sha256()
     with _s3_errors(url):
-        response = client.get_object(Bucket=location.bucket, Key=location.key(file_name), ChecksumMode="ENABLED")
+        response = client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         with partial.open("wb") as stream:
             for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
                 digest.update(chunk)
@@ -75,7 +70,8 @@ def _download(client: Any, location: S3ModelLocation, file_name: str, directory:
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
             raise ModelLoadError("sha256_mismatch", f"{url} has sha256 {digest.hexdigest()}, "
                                                     f"the deployment pins {expected_sha256}")
-        partial.rename(directory / file_name)
+        partial.rename(destination)
+    return destination
 
 
 @contextmanager

@@ -7,23 +7,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from handler import routes
 from handler.config import Settings
+from handler.errors import ERRORS
 from handler.manifest import Manifest
 from handler.validation import request_schema
 
-ERROR_STATUSES = {
-    "400": "The body is empty, not UTF-8, not JSON, or nested too deeply (invalid_json).",
-    "413": "The body is over the byte cap (payload_too_large) or holds too many instances (too_many_instances).",
-    "415": "The Content-Type is not application/json (unsupported_media_type).",
-    "422": "An instance breaks the schema (validation_error) or cannot be scored (unscorable_input); "
-           "details name every offending field.",
-}
-UNAVAILABLE = "The model failed to load at start (model_unavailable)."
+# The client errors /predict can answer; the other codes concern routing (404, 405) or the server (500, 503).
+PREDICT_ERROR_STATUSES = (400, 413, 415, 422)
+
+
+def error_descriptions(statuses: tuple[int, ...]) -> dict[str, str]:
+    """Status -> what each code answering with it means, from the error catalogue."""
+    return {str(status): "; ".join(f"{code}: {kind.meaning}" for code, kind in ERRORS.items() if kind.status == status)
+            for status in statuses}
 
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def _operation(route: routes.Route) -> dict[str, str]:
+    return {"operationId": route.operation_id, "summary": route.summary}
 
 
 def _prediction_schema(manifest: Manifest) -> dict[str, Any]:
@@ -49,8 +55,8 @@ def openapi_document(manifest: Manifest, settings: Settings) -> dict[str, Any]:
     identity = {"type": "object", "properties": {"name": {"const": manifest.name},
                                                  "version": {"const": manifest.version}},
                 "required": ["name", "version"], "additionalProperties": False}
-    errors = {status: _json("Error", text) for status, text in ERROR_STATUSES.items()}
-    unavailable = {"503": _json("Error", UNAVAILABLE)}
+    errors = {status: _json("Error", text) for status, text in error_descriptions(PREDICT_ERROR_STATUSES).items()}
+    unavailable = {"503": _json("Error", error_descriptions((503,))["503"])}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -61,24 +67,24 @@ def openapi_document(manifest: Manifest, settings: Settings) -> dict[str, Any]:
                            "requests signed with AWS Signature Version 4 unless the stack opts out.",
         },
         "paths": {
-            "/predict": {"post": {
-                "operationId": "predict",
-                "summary": "Predict one or more instances",
+            routes.PREDICT.path: {routes.PREDICT.method.lower(): {
+                **_operation(routes.PREDICT),
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/PredictRequest"},
                     "example": manifest.example}}},
                 "responses": {"200": _json("PredictResponse", "One prediction per instance, in order."),
                               **errors, **unavailable},
             }},
-            "/health": {"get": {"operationId": "health", "summary": "Is the model loaded and verified?",
-                                "responses": {"200": _json("Health", "The model is ready."), **unavailable}}},
-            "/model": {"get": {"operationId": "describeModel", "summary": "The model's public manifest",
-                               "responses": {"200": _json("Model", "Features, classes, versions, metrics."),
-                                             **unavailable}}},
-            "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
-                                      "responses": {"200": {"description": "OpenAPI 3.1",
-                                                            "content": {"application/json": {}}},
-                                                    **unavailable}}},
+            routes.HEALTH.path: {routes.HEALTH.method.lower(): {
+                **_operation(routes.HEALTH),
+                "responses": {"200": _json("Health", "The model is ready."), **unavailable}}},
+            routes.MODEL.path: {routes.MODEL.method.lower(): {
+                **_operation(routes.MODEL),
+                "responses": {"200": _json("Model", "Features, classes, versions, metrics."), **unavailable}}},
+            routes.OPENAPI.path: {routes.OPENAPI.method.lower(): {
+                **_operation(routes.OPENAPI),
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}},
+                              **unavailable}}},
         },
         "components": {"schemas": {
             "PredictRequest": request_schema(manifest, settings),

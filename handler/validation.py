@@ -10,12 +10,12 @@ import binascii
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from handler.config import Settings
 from handler.errors import ApiError, FieldProblem
 from handler.manifest import Feature, Manifest
+from handler.predictors.base import ValidatedBatch
 
 # No tabular feature needs more, and models compute in float32 (max ~3.4e38) after scaling.
 NUMBER_LIMIT = 10**15
@@ -39,43 +39,34 @@ def parse_json_body(body: str | None, *, is_base64: bool, content_type: str | No
     """Decode an API Gateway body into JSON, enforcing content type and byte cap first."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type",
+        raise ApiError("unsupported_media_type",
                        "Send the body as JSON with the header 'Content-Type: application/json'.")
     if not body:
-        raise ApiError(400, "invalid_json", "The request body is empty.")
+        raise ApiError("invalid_json", "The request body is empty.")
     # A character is at least one byte, so a long text is over the cap before encoding it.
     if len(body) > (max_bytes * 4 // 3 + 4 if is_base64 else max_bytes):
         raise _too_large(max_bytes)
     try:
         raw = base64.b64decode(body, validate=True) if is_base64 else body.encode("utf-8")
     except (binascii.Error, UnicodeEncodeError):
-        raise ApiError(400, "invalid_json", "The request body is not valid UTF-8 JSON.") from None
+        raise ApiError("invalid_json", "The request body is not valid UTF-8 JSON.") from None
     if len(raw) > max_bytes:
         raise _too_large(max_bytes)
     try:
         return json.loads(raw, parse_constant=_NonFinite, parse_float=_parse_float)
     except json.JSONDecodeError as error:
-        raise ApiError(400, "invalid_json",
+        raise ApiError("invalid_json",
                        f"The request body is not valid JSON (line {error.lineno}, column {error.colno}).") from None
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "The request body is not valid UTF-8 JSON.") from None
+        raise ApiError("invalid_json", "The request body is not valid UTF-8 JSON.") from None
     except ValueError:  # e.g. an integer literal with more digits than Python converts
-        raise ApiError(400, "invalid_json", "The request body holds a number that cannot be read.") from None
+        raise ApiError("invalid_json", "The request body holds a number that cannot be read.") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", "The request body is nested too deeply.") from None
+        raise ApiError("invalid_json", "The request body is nested too deeply.") from None
 
 
 def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"The request body is larger than {max_bytes} bytes.")
-
-
-@dataclass(frozen=True)
-class ValidatedBatch:
-    """Validated instances as one list per feature, in the manifest's order."""
-
-    columns: dict[str, list[Any]]
-    count: int
-    unknown_categories: int
+    return ApiError("payload_too_large", f"The request body is larger than {max_bytes} bytes.")
 
 
 # A checker turns one raw value into the model's value, or returns a problem string.
@@ -119,7 +110,7 @@ class RequestValidator:
             problems.extend(FieldProblem(f"{where}.{_shown(key)}", "unknown field")
                             for key in instance if key not in self._names)
         if problems:
-            raise ApiError(422, "validation_error",
+            raise ApiError("validation_error",
                            f"{len(problems)} problem(s) in the request; see details.", problems)
         return ValidatedBatch(columns=columns, count=len(instances), unknown_categories=unknown)
 
@@ -137,7 +128,7 @@ class RequestValidator:
         if problems:
             raise _shape_error(problems)
         if len(instances) > self._max_instances:
-            raise ApiError(413, "too_many_instances",
+            raise ApiError("too_many_instances",
                            f"At most {self._max_instances} instances per request; got {len(instances)}.")
         return instances
 
@@ -156,7 +147,7 @@ def outside_training_range(batch: ValidatedBatch, manifest: Manifest) -> list[Fi
 
 
 def _shape_error(problems: list[FieldProblem]) -> ApiError:
-    return ApiError(422, "validation_error", 'The body must be {"instances": [{...}, ...]}.', problems)
+    return ApiError("validation_error", 'The body must be {"instances": [{...}, ...]}.', problems)
 
 
 def _shown(key: str) -> str:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from builder.bundler import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME, PIP_ARCHITECTURES, PYTHON_RUNTIMES
 from handler.manifest import SHA256_HEX
 
-ARCHITECTURES = ("arm64", "x86_64")
-# Every runtime pin has cp312–cp314 manylinux wheels for both architectures.
-PYTHON_RUNTIMES = ("python3.12", "python3.13", "python3.14")
+ARCHITECTURES = tuple(PIP_ARCHITECTURES)
 AUTH_MODES = ("iam", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The only retention periods CloudWatch Logs accepts.
@@ -176,8 +175,8 @@ SETTINGS = (
     Setting("metrics_namespace", "SklearnModelApi",
             "1-255 of A-Z a-z 0-9 . _ / # : -, not starting with AWS/", _matching(_NAMESPACE)),
     Setting("log_level", "INFO", f"one of {', '.join(LOG_LEVELS)}", _one_of(LOG_LEVELS)),
-    Setting("architecture", "arm64", f"one of {', '.join(ARCHITECTURES)}", _one_of(ARCHITECTURES)),
-    Setting("python_runtime", "python3.14", f"one of {', '.join(PYTHON_RUNTIMES)}", _one_of(PYTHON_RUNTIMES)),
+    Setting("architecture", DEFAULT_ARCHITECTURE, f"one of {', '.join(ARCHITECTURES)}", _one_of(ARCHITECTURES)),
+    Setting("python_runtime", DEFAULT_PYTHON_RUNTIME, f"one of {', '.join(PYTHON_RUNTIMES)}", _one_of(PYTHON_RUNTIMES)),
     Setting("memory_mb", 1769, "an integer from 128 to 10240", _integer(128, 10240)),
     Setting("timeout_seconds", 10, f"an integer from 1 to {MAX_TIMEOUT_SECONDS}", _integer(1, MAX_TIMEOUT_SECONDS)),
     Setting("reserved_concurrency", None, "null or an integer >= 1", _optional(_integer(1))),

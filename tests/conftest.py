@@ -13,8 +13,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import botocore.session
 import pandas as pd
 import pytest
+from moto import mock_aws
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -22,16 +24,43 @@ from sklearn.linear_model import LogisticRegression, Ridge
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "model-api-test")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApiTest")
 
-from tests.helpers import DEMO_MODEL_DIR, EVENTS_DIR  # noqa: E402
-from tests.packager.helpers import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case,  # noqa: E402
+from tests.helpers import BUCKET, DEMO_MODEL_DIR, EVENTS_DIR, REGION  # noqa: E402
+from tests.models import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case,  # noqa: E402
                                     array_pipeline, fitted_case, frame_pipeline, make_members, packaged,
                                     save_case)
-from toolkit.demo_model import NAME, TARGET, VERSION, split_customers  # noqa: E402
+from builder.demo_model import NAME, TARGET, VERSION, split_customers  # noqa: E402
 from toolkit.events import LambdaContext  # noqa: E402
+from toolkit.publish import Publication, publish  # noqa: E402
 
 if TYPE_CHECKING:  # the CDK starts a Node process on import: only the tests that need it pay
-    from infra.bundling import Bundle
+    from builder.bundler import Bundle
     from infra.config import StackConfig
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, as Lambda provides them; nothing from this machine's AWS setup."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+def s3_client(aws_environment: None) -> Iterator[Any]:
+    """An S3 client on moto, with an empty versioned bucket as the stack creates it."""
+    with mock_aws():
+        client = botocore.session.get_session().create_client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+@pytest.fixture
+def published(s3_client: Any) -> Publication:
+    """The demo model, published with toolkit.publish."""
+    return publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
 
 
 @pytest.fixture
@@ -183,7 +212,7 @@ def default_config(cdk_context: dict[str, Any]) -> StackConfig:
 @pytest.fixture(scope="session")
 def lambda_bundle(default_config: StackConfig) -> Bundle:
     """The Lambda bundle cdk.json describes (cached under build/bundles; the first build downloads wheels)."""
-    from infra.bundling import BundleSpec, build_bundle, lambda_target
+    from builder.bundler import BundleSpec, build_bundle, lambda_target
 
     return build_bundle(BundleSpec.for_project(lambda_target(default_config.architecture,
                                                              default_config.python_version)))
@@ -192,7 +221,7 @@ def lambda_bundle(default_config: StackConfig) -> Bundle:
 @pytest.fixture(scope="session")
 def host_bundle() -> Bundle:
     """The same contents built for this machine, to run the handler from it."""
-    from infra.bundling import BundleSpec, build_bundle, host_target
+    from builder.bundler import BundleSpec, build_bundle, host_target
 
     return build_bundle(BundleSpec.for_project(host_target()))
 
@@ -206,7 +235,7 @@ def served_runtime(host_bundle: Bundle) -> str:
 @pytest.fixture(scope="session")
 def sklearn_host_bundle() -> Bundle:
     """The demo model served with scikit-learn, bundled for this machine: the naive floor and raw model run on it."""
-    from infra.bundling import BundleSpec, build_bundle, host_target
+    from builder.bundler import BundleSpec, build_bundle, host_target
     from toolkit.reference import sklearn_twin_project
 
     return build_bundle(BundleSpec.for_project(host_target(), sklearn_twin_project()))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from handler.manifest import read_manifest
-from infra.bundling import LAMBDA_UNZIPPED_LIMIT
+from builder.bundler import LAMBDA_UNZIPPED_LIMIT
 from toolkit.budgets import Check, cold_start_checks, load_budgets, report, size_checks, warm_checks
 from toolkit.measure import (ColdStart, Percentiles, floor_cold_start, handler_cold_start, handler_warm_latency,
                              median_cold_start, package_sizes, raw_model_latency)
@@ -172,7 +172,7 @@ def write_outputs(results: Results, out_dir: Path) -> tuple[Path, Path]:
 
 def build_variants(architecture: str, python_version: str) -> tuple[list[Variant], tuple[Path, Path]]:
     """The served runtime and, when it is not scikit-learn, its scikit-learn twin; plus the floor's inputs."""
-    from infra.bundling import BundleSpec, build_bundle, host_target, lambda_target
+    from builder.bundler import BundleSpec, build_bundle, host_target, lambda_target
     from toolkit.reference import PROJECT_ROOT, sklearn_twin_project
 
     served = read_manifest(PROJECT_ROOT / "model_artifacts").runtime

@@ -151,13 +151,3 @@ def slowest_imports(bundle: Path, count: int = 5) -> list[tuple[str, float]]:
             if "." not in name:  # top-level packages only: their figure includes their children
                 cumulative[name] = max(cumulative.get(name, 0.0), int(parts[1]) / 1000)
     return sorted(cumulative.items(), key=lambda item: item[1], reverse=True)[:count]
-
-
-def package_sizes(bundle: Path) -> dict[str, int]:
-    """Bytes per top-level entry of the bundle (packages, their .libs and dist-info together)."""
-    sizes: dict[str, int] = {}
-    for entry in bundle.iterdir():
-        name = entry.name.split("-", 1)[0].removesuffix(".libs").removesuffix(".py")
-        files = [entry] if entry.is_file() else [path for path in entry.rglob("*") if path.is_file()]
-        sizes[name] = sizes.get(name, 0) + sum(path.stat().st_size for path in files)
-    return dict(sorted(sizes.items(), key=lambda item: item[1], reverse=True))

@@ -7,18 +7,17 @@ from importlib import import_module
 from handler.errors import ModelLoadError
 from handler.manifest import Manifest
 from handler.predictors.base import Predictor
+from handler.runtimes import RUNTIMES
 
-# runtime name in the manifest -> module with a `load(manifest, artifact)` function
-_RUNTIME_MODULES = {"sklearn": "handler.predictors.sklearn", "onnx": "handler.predictors.onnx"}
 
 
 def load_predictor(manifest: Manifest, artifact: bytes) -> Predictor:
     """Load the verified artifact bytes with the runtime the manifest names."""
-    module_name = _RUNTIME_MODULES.get(manifest.runtime)
-    if module_name is None:
+    runtime = RUNTIMES.get(manifest.runtime)
+    if runtime is None:
         raise ModelLoadError("manifest_invalid", f"unsupported runtime {manifest.runtime!r}")
     try:
-        module = import_module(module_name)
+        module = import_module(runtime.predictor_module)
     except ImportError as error:  # a bundle built without this runtime's libraries
         raise ModelLoadError("runtime_unavailable",
                              f"the {manifest.runtime} runtime cannot be imported ({error.name or error})") from None

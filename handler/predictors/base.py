@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from handler.validation import ValidatedBatch
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """Validated instances as one list per feature, in the manifest's order."""
+
+    columns: dict[str, list[Any]]
+    count: int
+    unknown_categories: int
+
+
+class UnscorableInput(Exception):
+    """Valid values the model cannot compute on (say a float32 overflow inside a tree model)."""
 
 
 class Predictor(Protocol):

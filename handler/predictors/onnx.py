@@ -14,8 +14,8 @@ import onnxruntime
 
 from handler.errors import ModelLoadError
 from handler.manifest import Manifest
-from handler.predictors.base import classification_predictions, regression_predictions
-from handler.validation import ValidatedBatch
+from handler.predictors.base import (UnscorableInput, ValidatedBatch, classification_predictions,
+                                     regression_predictions)
 
 # A string tensor cannot hold NaN: the exported string imputers treat this value as missing instead.
 MISSING_STRING = "\x00"
@@ -90,7 +90,7 @@ class OnnxPredictor:
             with np.errstate(divide="ignore", invalid="ignore"):  # a zero sum becomes NaN, refused below
                 output = output / output.sum(axis=1, keepdims=True)
         if not np.isfinite(output).all():  # e.g. a float32 overflow: the handler answers 422, not NaN
-            raise FloatingPointError("the model's output is not finite")
+            raise UnscorableInput("the model's output is not finite")
         if self._classes is not None:
             return classification_predictions(self._classes, output.tolist())
         return regression_predictions(output.ravel().tolist())

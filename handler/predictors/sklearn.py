@@ -13,8 +13,8 @@ from sklearn.exceptions import InconsistentVersionWarning
 
 from handler.errors import ModelLoadError
 from handler.manifest import Manifest
-from handler.predictors.base import classification_predictions, regression_predictions
-from handler.validation import ValidatedBatch
+from handler.predictors.base import (UnscorableInput, ValidatedBatch, classification_predictions,
+                                     regression_predictions)
 
 
 def load(manifest: Manifest, artifact: bytes) -> SklearnPredictor:
@@ -73,9 +73,12 @@ class SklearnPredictor:
 
     def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
         features = self.model_input(batch)
-        if self._classes is not None:
-            return classification_predictions(self._classes, self._model.predict_proba(features).tolist())
-        return regression_predictions(np.ravel(self._model.predict(features)).tolist())
+        try:
+            if self._classes is not None:
+                return classification_predictions(self._classes, self._model.predict_proba(features).tolist())
+            return regression_predictions(np.ravel(self._model.predict(features)).tolist())
+        except (ValueError, FloatingPointError) as error:  # e.g. a float32 overflow inside a tree model
+            raise UnscorableInput(str(error)) from error
 
 
 def _column(values: list[Any], dtype: np.dtype) -> np.ndarray:

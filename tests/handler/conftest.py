@@ -19,22 +19,8 @@ from moto import mock_aws
 
 import handler.model_source
 from handler.config import S3ModelLocation
-from tests.helpers import DEMO_MODEL_DIR
-from toolkit.publish import Publication, publish
-
-REGION = "eu-west-1"
-BUCKET = "model-bucket"
-
-
-@pytest.fixture
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and a region, as Lambda provides them; nothing from this machine's AWS setup."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
+from tests.helpers import BUCKET, DEMO_MODEL_DIR, REGION
+from toolkit.publish import Publication
 
 @pytest.fixture
 def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -50,22 +36,6 @@ def fast_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Timeouts of a fraction of a second, so a stalled S3 fails the test quickly; attempts stay as shipped."""
     monkeypatch.setattr(handler.model_source, "CONNECT_TIMEOUT_SECONDS", 0.2)
     monkeypatch.setattr(handler.model_source, "READ_TIMEOUT_SECONDS", 0.2)
-
-
-@pytest.fixture
-def s3_client(aws_environment: None) -> Iterator[Any]:
-    """An S3 client on moto, with an empty versioned bucket as the stack creates it."""
-    with mock_aws():
-        client = botocore.session.get_session().create_client("s3", region_name=REGION)
-        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield client
-
-
-@pytest.fixture
-def published(s3_client: Any) -> Publication:
-    """The demo model, published with toolkit.publish."""
-    return publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
 
 
 def s3_environment(location: S3ModelLocation | Publication) -> dict[str, str]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import problems_by_field, response_json
-from tests.packager.helpers import packaged
+from tests.models import packaged
 
 
 @pytest.fixture(params=["onnx", "sklearn"])

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from handler.predictors.base import UnscorableInput
 from tests.helpers import problems_by_field, response_json
 
 
@@ -151,9 +152,9 @@ def test_an_unexpected_failure_is_a_500_without_internals(
 
 def test_values_the_model_cannot_score_are_a_422_naming_the_unusual_fields(
         handler_app, api_event, lambda_context, demo_manifest, monkeypatch):
-    # Given a model that overflows on an extreme value, as float32 tree models do
+    # Given a predictor that cannot score an extreme value, as float32 tree models cannot
     def overflow(batch):
-        raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+        raise UnscorableInput("Input X contains infinity or a value too large for dtype('float32').")
 
     monkeypatch.setattr(handler_app.MODEL.predictor, "predict", overflow)
     number = feature_of_type(demo_manifest, "number")

@@ -15,8 +15,8 @@ from sklearn.linear_model import LinearRegression
 
 from handler.manifest import read_manifest
 from tests.helpers import DEMO_MODEL_DIR, PROJECT_ROOT, problems_by_field, response_json
-from tests.packager.helpers import packaged, save_case
-from toolkit.onnx_export import edge_cases
+from tests.models import packaged, save_case
+from builder.onnx_export import edge_cases
 
 LONE_SURROGATE = "\udc00"  # valid in a JSON string, not encodable as UTF-8
 

@@ -22,7 +22,9 @@ from botocore.stub import Stubber
 import handler.model_source
 from handler.config import S3ModelLocation
 from handler.errors import ModelLoadError
-from tests.handler.conftest import BUCKET, REGION, FakeS3, s3_environment
+from handler.loading import fetch_published_model
+from tests.handler.conftest import FakeS3, s3_environment
+from tests.helpers import BUCKET, REGION
 from tests.helpers import PROJECT_ROOT, response_json
 
 
@@ -137,7 +139,7 @@ def test_a_slow_s3_is_retried_exactly_max_attempts_times(fake_s3, fast_timeouts,
     fake_s3.delay_seconds = 1.0
     # When
     with pytest.raises(ModelLoadError) as raised:
-        handler.model_source.fetch_model(location)
+        fetch_published_model(location)
     # Then the manifest was asked for MAX_ATTEMPTS times and the artifact never
     assert raised.value.cause == "s3_unreachable"
     assert fake_s3.requests == [f"{BUCKET}/models/demo/1/manifest.json"] * handler.model_source.MAX_ATTEMPTS
@@ -148,7 +150,7 @@ def test_an_unreachable_endpoint_fails_closed_as_unreachable(aws_environment, fa
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
     # When
     with pytest.raises(ModelLoadError) as raised:
-        handler.model_source.fetch_model(S3ModelLocation(BUCKET, "models/demo/1/", "a" * 64))
+        fetch_published_model(S3ModelLocation(BUCKET, "models/demo/1/", "a" * 64))
     # Then
     assert raised.value.cause == "s3_unreachable"
     assert list(temp_root.iterdir()) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.app import build
-from infra.bundling import Bundle
+from builder.bundler import Bundle
 from tests.helpers import PROJECT_ROOT
 
 
@@ -62,12 +61,3 @@ def synthesized_app(cdk_context: dict[str, Any], lambda_bundle: Bundle,
 def logical_id(construct: Construct) -> str:
     """The CloudFormation logical ID of an L2 construct's resource."""
     return Stack.of(construct).resolve(construct.node.default_child.logical_id)
-
-
-def project_with_model(root: Path, model_dir: Path) -> Path:
-    """A project root in root: the repository's pyproject.toml and handler/, with model_dir as its model_artifacts/."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    shutil.copytree(PROJECT_ROOT / "handler", root / "handler", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(model_dir, root / "model_artifacts")
-    return root

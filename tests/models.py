@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from toolkit.packager import package_model
+from builder.packager import package_model
 
 FEATURES = ["age", "income", "plan", "region", "is_member"]
 ARRAY_FEATURES = ["age", "visits", "plan_code"]

@@ -21,10 +21,10 @@ from sklearn.metrics import accuracy_score
 from sklearn.multioutput import MultiOutputClassifier
 
 from handler.manifest import read_manifest, sha256_file
-from tests.packager.helpers import (ARRAY_FEATURES, FEATURES, PLANS, REGIONS, TRAIN_ROWS, Case, CliResult,
+from tests.models import (ARRAY_FEATURES, FEATURES, PLANS, REGIONS, TRAIN_ROWS, Case, CliResult,
                                     ForgetfulClassifier, array_pipeline, edited_csv, handler_frame, packaged,
                                     tree_snapshot)
-from toolkit.packager import Encoding, describe_column, known_categories, package_model, selected_columns
+from builder.packager import Encoding, describe_column, known_categories, package_model, selected_columns
 
 RunCli = Callable[[list[str]], CliResult]
 

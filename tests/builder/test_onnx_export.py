@@ -18,10 +18,10 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from handler.manifest import Feature, read_manifest, sha256_file
 from tests.helpers import DEMO_MODEL_DIR
-from tests.packager.helpers import (ARRAY_FEATURES, FEATURES, Case, CliResult, MajorityClassifier, doubled,
+from tests.models import (ARRAY_FEATURES, FEATURES, Case, CliResult, MajorityClassifier, doubled,
                                     fitted_case, frame_pipeline, packaged, tree_snapshot)
-from toolkit.onnx_export import DEFAULT_TOLERANCE, EDGE_BASE_ROWS, OnnxRefused, convert, edge_values
-from toolkit.packager import PackagingError
+from builder.onnx_export import DEFAULT_TOLERANCE, EDGE_BASE_ROWS, OnnxRefused, convert, edge_values
+from builder.packager import PackagingError
 
 RunCli = Callable[[list[str]], CliResult]
 

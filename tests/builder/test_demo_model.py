@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from handler.manifest import read_manifest, sha256_file
-from tests.packager.helpers import handler_frame
-from toolkit.demo_model import (ARTIFACTS_DIR, CATEGORICAL, NAME, NUMERIC, TARGET, VERSION, fit_demo_model,
+from tests.models import handler_frame
+from builder.demo_model import (ARTIFACTS_DIR, CATEGORICAL, NAME, NUMERIC, TARGET, VERSION, fit_demo_model,
                                 make_customers)
 
 

@@ -6,7 +6,7 @@ stubs, what the runtime never imports) and cached under build/bundles/<hash>/, k
 that goes in. The same builder makes a bundle for this machine, so tests can run the exact bundle
 contents.
 
-    python -m infra.bundling --target lambda|host [--arch arm64] [--python 3.14] [--print-path]
+    python -m builder.bundler --target lambda|host [--arch arm64] [--python 3.14] [--print-path]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import csv
 import functools
 import hashlib
-import io
 import json
 import os
 import re
@@ -27,30 +26,28 @@ import sysconfig
 import tempfile
 import time
 import tomllib
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
-from aws_cdk import aws_lambda as lambda_
-
+from builder.sizes import LAMBDA_UNZIPPED_LIMIT, files, megabytes, package_sizes, tree_bytes, zipped_size
+from handler.config import MODEL_DIR_NAME
 from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, read_manifest
-from infra.config import load_config
-from toolkit.measure import package_sizes
+from handler.runtimes import PANDAS_DISTRIBUTIONS, RUNTIMES, needs_pandas
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLES_DIR = PROJECT_ROOT / "build" / "bundles"
 HANDLER_DIR = "handler"
-MODEL_DIR = "model_artifacts"
-LAMBDA_UNZIPPED_LIMIT = 262_144_000
+MODEL_DIR = MODEL_DIR_NAME
 PIP_ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
+# Every runtime pin has cp312–cp314 manylinux wheels for both architectures.
+PYTHON_RUNTIMES = ("python3.12", "python3.13", "python3.14")
+DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME = "arm64", PYTHON_RUNTIMES[-1]
+# Bundles and dependency trees kept in build/bundles/ (the most recently used): each is ~100-200 MB.
+KEEP_BUNDLES = 8
 # Amazon Linux 2023 has glibc 2.34: manylinux wheels for glibc 2.17 to 2.34 all run there.
 AL2023_GLIBC_MINORS = range(34, 16, -1)
-# Only a DataFrame-fed scikit-learn pipeline imports pandas; python-dateutil and six are there for pandas alone.
-DATAFRAME_ONLY = frozenset({"pandas", "python-dateutil", "six"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,8 @@ UNUSED_AT_RUN_TIME = {
 SLIMMED_DIRS = frozenset({"tests", "__pycache__"})
 SCRIPTS_DIR = "bin"  # where `pip install --target` puts console scripts
 SLIMMED_SUFFIXES = frozenset({".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi", ".a"})
-_BUNDLER_SOURCE = Path(__file__).read_bytes()
+# A change in any module that shapes a bundle must invalidate cached bundles and their reports.
+_BUNDLER_SOURCES = tuple(Path(__file__).with_name(name).read_bytes() for name in ("bundler.py", "sizes.py"))
 
 Log = Callable[[str], None]
 stderr_log: Log = functools.partial(print, file=sys.stderr, flush=True)
@@ -118,7 +116,7 @@ def project_name(requirement: str) -> str:
 
 def runtime_group(manifest: Manifest) -> str:
     """The dependency group a model's runtime installs: `runtime-sklearn` or `runtime-onnx`."""
-    return f"runtime-{manifest.runtime}"
+    return RUNTIMES[manifest.runtime].dependency_group
 
 
 def runtime_pins(pyproject: Path, group: str) -> list[str]:
@@ -153,9 +151,9 @@ def _group_entries(groups: dict[str, Any], group: str, including: tuple[str, ...
 
 def select_requirements(pins: Sequence[str], manifest: Manifest) -> list[str]:
     """The runtime pins this model needs: pandas and its helpers only for a DataFrame-fed scikit-learn model."""
-    if manifest.runtime == "sklearn" and manifest.input_format == "dataframe":
+    if needs_pandas(manifest.runtime, manifest.input_format):
         return list(pins)
-    return [pin for pin in pins if project_name(pin) not in DATAFRAME_ONLY]
+    return [pin for pin in pins if project_name(pin) not in PANDAS_DISTRIBUTIONS]
 
 
 def model_files(manifest: Manifest) -> tuple[str, ...]:
@@ -196,7 +194,7 @@ class BundleSpec:
 
     @functools.cached_property
     def dependencies_key(self) -> str:
-        digest = hashlib.sha256(_BUNDLER_SOURCE)
+        digest = hashlib.sha256(b"".join(_BUNDLER_SOURCES))
         for part in (self.target.name, *self.target.pip_args, self.runtime, *self.requirements):
             digest.update(part.encode() + b"\0")
         return f"deps-{digest.hexdigest()[:20]}"
@@ -228,10 +226,10 @@ class Bundle:
 
     def summary(self) -> str:
         share = 100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT
-        largest = ", ".join(f"{name} {_mb(size)}" for name, size in self.largest)
+        largest = ", ".join(f"{name} {megabytes(size)}" for name, size in self.largest)
         return (f"bundle {self.path} ({self.target})\n"
-                f"  unzipped {_mb(self.unzipped_bytes)} ({self.unzipped_bytes:,} bytes, {share:.0f}% of "
-                f"Lambda's {LAMBDA_UNZIPPED_LIMIT:,}), zipped {_mb(self.zipped_bytes)}\n"
+                f"  unzipped {megabytes(self.unzipped_bytes)} ({self.unzipped_bytes:,} bytes, {share:.0f}% of "
+                f"Lambda's {LAMBDA_UNZIPPED_LIMIT:,}), zipped {megabytes(self.zipped_bytes)}\n"
                 f"  largest: {largest}")
 
 
@@ -250,6 +248,7 @@ def _cached(key: str, log: Log, fill: Callable[[Path], dict[str, Any]]) -> tuple
     final = BUNDLES_DIR / key
     report_file = BUNDLES_DIR / f"{key}.json"
     if final.is_dir() and report_file.is_file():
+        report_file.touch()  # recently used: kept by prune_bundles
         return final, json.loads(report_file.read_text(encoding="utf-8"))
     BUNDLES_DIR.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=BUNDLES_DIR))
@@ -265,7 +264,21 @@ def _cached(key: str, log: Log, fill: Callable[[Path], dict[str, Any]]) -> tuple
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    prune_bundles(log=log)
     return final, report
+
+
+def prune_bundles(keep: int = KEEP_BUNDLES, log: Log = stderr_log) -> list[str]:
+    """Delete all but the `keep` most recently used bundles and dependency trees; return what went."""
+    reports = sorted(BUNDLES_DIR.glob("*.json"), key=lambda path: path.stat().st_mtime, reverse=True)
+    pruned = []
+    for report in reports[keep:]:
+        shutil.rmtree(report.with_suffix(""), ignore_errors=True)
+        report.unlink(missing_ok=True)
+        pruned.append(report.stem)
+    if pruned:
+        log(f"pruned {len(pruned)} old bundle(s) from {BUNDLES_DIR}")
+    return pruned
 
 
 def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, Any]:
@@ -285,9 +298,9 @@ def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, A
         log(f"  note: installed as dependencies without a pin in the runtime group: {', '.join(unpinned)}")
     slimmed = _slim(staging) + _remove_unused(staging, UNUSED_AT_RUN_TIME.get(spec.runtime, Unused()))
     _make_world_readable(staging)
-    unzipped = _tree_bytes(staging)
-    zipped = _zipped_size(staging, [staging])
-    log(f"  slimmed {_mb(slimmed)}; dependencies {_mb(unzipped)} unzipped, {_mb(zipped)} zipped")
+    unzipped = tree_bytes(staging)
+    zipped = zipped_size(staging, [staging])
+    log(f"  slimmed {megabytes(slimmed)}; dependencies {megabytes(unzipped)} unzipped, {megabytes(zipped)} zipped")
     return {"target": spec.target.name, "requirements": list(spec.requirements), "unpinned": unpinned,
             "slimmed_bytes": slimmed, "unzipped_bytes": unzipped, "zipped_bytes": zipped}
 
@@ -303,8 +316,8 @@ def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[s
             shutil.copy2(spec.project_root / MODEL_DIR / name, staging / MODEL_DIR / name)
         sources.append(staging / MODEL_DIR)
     _make_world_readable(*sources)
-    unzipped = _tree_bytes(staging)
-    sources_zipped = _zipped_size(staging, sources)
+    unzipped = tree_bytes(staging)
+    sources_zipped = zipped_size(staging, sources)
     return {"target": spec.target.name, "dependencies": dependencies.name,
             "unzipped_bytes": unzipped, "zipped_bytes": dependency_report["zipped_bytes"] + sources_zipped,
             "largest": list(package_sizes(staging).items())[:5]}
@@ -331,12 +344,12 @@ def _slim(root: Path) -> int:
     freed = 0
     # pip's console scripts: Lambda never runs them, and their shebangs name this machine's Python.
     if (root / SCRIPTS_DIR).is_dir():
-        freed += _tree_bytes(root / SCRIPTS_DIR)
+        freed += tree_bytes(root / SCRIPTS_DIR)
         shutil.rmtree(root / SCRIPTS_DIR)
     for directory, subdirs, files in os.walk(root):
         for name in [name for name in subdirs if name in SLIMMED_DIRS]:
             subdirs.remove(name)
-            freed += _tree_bytes(Path(directory, name))
+            freed += tree_bytes(Path(directory, name))
             shutil.rmtree(Path(directory, name))
         for name in files:
             path = Path(directory, name)
@@ -351,7 +364,7 @@ def _remove_unused(root: Path, unused: Unused) -> int:
     freed = 0
     for directory in unused.directories:
         if (root / directory).is_dir():
-            freed += _tree_bytes(root / directory)
+            freed += tree_bytes(root / directory)
             shutil.rmtree(root / directory)
     for path in [path for pattern in unused.files for path in root.glob(pattern) if path.is_file()]:
         freed += path.stat().st_size
@@ -387,43 +400,8 @@ def _make_world_readable(*roots: Path) -> None:
             path.chmod(mode | extra)
 
 
-def _zipped_size(root: Path, parts: Sequence[Path]) -> int:
-    """The size of parts zipped as CDK zips an asset (deflate), measured without writing the zip."""
-    counter = _ByteCounter()
-    with zipfile.ZipFile(counter, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for part in parts:
-            for path in _files(part):
-                archive.write(path, path.relative_to(root).as_posix())
-    return counter.written
-
-
-class _ByteCounter(io.RawIOBase):
-    """A write-only stream that keeps only the count: the zip is measured, never stored."""
-
-    written = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.written += len(data)
-        return len(data)
-
-
-def _tree_bytes(path: Path) -> int:
-    return sum(file.stat().st_size for file in _files(path))
-
-
-def _files(path: Path) -> Iterator[Path]:
-    if path.is_file():
-        yield path
-        return
-    for directory, _, names in os.walk(path):
-        yield from (Path(directory, name) for name in names)
-
-
 def _source_files(root: Path) -> list[Path]:
-    return sorted(path for path in _files(root) if not _is_source_clutter(path.name) and
+    return sorted(path for path in files(root) if not _is_source_clutter(path.name) and
                   "__pycache__" not in path.parts)
 
 
@@ -435,43 +413,13 @@ def _ignore_source_clutter(_: str, names: list[str]) -> list[str]:
     return [name for name in names if _is_source_clutter(name)]
 
 
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
-
-
-@jsii.implements(ILocalBundling)
-class LocalBundler:
-    """CDK's local-bundling hook: fills the asset directory from the cached bundle, never Docker."""
-
-    def __init__(self, spec: BundleSpec, log: Log = stderr_log) -> None:
-        self._spec = spec
-        self._log = log
-
-    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
-        bundle = build_bundle(self._spec, self._log)
-        self._log(bundle.summary())
-        link_tree(bundle.path, Path(output_dir))
-        return True
-
-
-def lambda_code(spec: BundleSpec, log: Log = stderr_log) -> lambda_.Code:
-    """The function's code asset, keyed on the bundle hash so CDK neither fingerprints nor runs Docker."""
-    return lambda_.Code.from_asset(
-        str(spec.project_root),
-        asset_hash_type=AssetHashType.CUSTOM,
-        asset_hash=spec.key,
-        bundling=BundlingOptions(image=DockerImage.from_registry("local-bundling-only"),
-                                 local=LocalBundler(spec, log)),
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Build (or find) a bundle and print where it is and what it weighs."""
-    defaults = load_config({})
-    parser = argparse.ArgumentParser(prog="python -m infra.bundling", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m builder.bundler", description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=("lambda", "host"), default="lambda")
-    parser.add_argument("--arch", choices=tuple(PIP_ARCHITECTURES), default=defaults.architecture)
-    parser.add_argument("--python", default=defaults.python_version, help="Lambda's Python, e.g. 3.14")
+    parser.add_argument("--arch", choices=tuple(PIP_ARCHITECTURES), default=DEFAULT_ARCHITECTURE)
+    parser.add_argument("--python", default=DEFAULT_PYTHON_RUNTIME.removeprefix("python"),
+                        help="Lambda's Python, e.g. 3.14")
     parser.add_argument("--print-path", action="store_true", help="print only the bundle path on stdout")
     args = parser.parse_args(argv)
     target = lambda_target(args.arch, args.python) if args.target == "lambda" else host_target()

@@ -3,7 +3,7 @@
 The manifest describes the input the model expects (read from the estimator and a sample of
 its training data), pins the artifact by sha256 and the library versions that pickled it, and
 records hold-out scores. The model is served by onnxruntime (model.onnx) when it converts and
-matches scikit-learn on the sample and edge cases, else by scikit-learn (see toolkit.onnx_export).
+matches scikit-learn on the sample and edge cases, else by scikit-learn (see builder.onnx_export).
 Every check runs before anything is written, and the output directory is replaced in one rename,
 so a failed run leaves it untouched.
 """
@@ -39,7 +39,8 @@ from sklearn.utils.validation import check_is_fitted
 from handler.config import Settings
 from handler.manifest import Feature, Manifest, sha256_file, write_manifest
 from handler.openapi import openapi_document
-from toolkit.onnx_export import DEFAULT_TOLERANCE, OnnxRefused, export_onnx
+from handler.runtimes import RUNTIMES
+from builder.onnx_export import DEFAULT_TOLERANCE, OnnxRefused, export_onnx
 
 ARTIFACT = "model.joblib"
 ONNX_ARTIFACT = "model.onnx"
@@ -394,8 +395,7 @@ def json_native(value: Any) -> Any:
 
 def library_versions(input_format: str, runtime: str = "sklearn") -> dict[str, str]:
     """The versions that pickled the artifact (it only loads under the same ones), and exported it to ONNX."""
-    distributions = (["scikit-learn", "numpy", "joblib"] + (["pandas"] if input_format == "dataframe" else [])
-                     + (["onnxruntime", "onnx", "skl2onnx"] if runtime == "onnx" else []))
+    distributions = [*RUNTIMES[runtime].recorded_versions] + (["pandas"] if input_format == "dataframe" else [])
     return {"python": platform.python_version(),
             **{distribution: metadata.version(distribution) for distribution in distributions}}
 
@@ -435,7 +435,7 @@ def _swap_into_place(staged: Path, out_dir: Path, scratch: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m toolkit.packager",
+        prog="python -m builder.packager",
         description="Package a fitted scikit-learn estimator (joblib) into a directory holding "
                     "model.joblib, model.onnx (when onnxruntime can serve it) and manifest.json, "
                     "after checking it against a sample of its input.")

@@ -1,7 +1,7 @@
 """Train the demo customer-churn model and package it into model_artifacts/.
 
 Deterministic: a seeded synthetic data set, a seeded split and a seeded model, so a rerun
-predicts exactly as the committed artifact does. Run with `python -m toolkit.demo_model`.
+predicts exactly as the committed artifact does. Run with `python -m builder.demo_model`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from toolkit.packager import package_model
+from builder.packager import package_model
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build" / "demo"

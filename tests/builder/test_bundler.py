@@ -14,8 +14,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from handler.manifest import manifest_from_dict
-from infra.bundling import (
-    DATAFRAME_ONLY,
+from builder.bundler import (
+    PANDAS_DISTRIBUTIONS,
     LAMBDA_UNZIPPED_LIMIT,
     SCRIPTS_DIR,
     SLIMMED_DIRS,
@@ -30,8 +30,8 @@ from infra.bundling import (
     runtime_pins,
     select_requirements,
 )
-from tests.helpers import DEMO_MODEL_DIR, PROJECT_ROOT
-from tests.infra.conftest import project_with_model
+from tests.helpers import DEMO_MODEL_DIR, PROJECT_ROOT, project_with_model
+
 from toolkit.events import predict_event
 
 DEV_PACKAGES = {"aws-cdk-lib", "constructs", "jsii", "cdk-nag", "cfn-lint", "moto", "pytest", "hypothesis",
@@ -109,7 +109,7 @@ def test_array_sklearn_models_leave_pandas_and_its_helpers_out():
 
     # Then
     assert {"scikit-learn", "numpy", "scipy", "joblib", "aws-lambda-powertools"} <= selected
-    assert not selected & DATAFRAME_ONLY
+    assert not selected & PANDAS_DISTRIBUTIONS
 
 
 def test_dataframe_sklearn_models_get_every_pin_but_dataframe_onnx_models_no_pandas():
@@ -119,18 +119,18 @@ def test_dataframe_sklearn_models_get_every_pin_but_dataframe_onnx_models_no_pan
 
     # Then
     assert select_requirements(SKLEARN_PINS, dataframe_sklearn) == SKLEARN_PINS
-    assert not names(select_requirements(SKLEARN_PINS, dataframe_onnx)) & DATAFRAME_ONLY
+    assert not names(select_requirements(SKLEARN_PINS, dataframe_onnx)) & PANDAS_DISTRIBUTIONS
 
 
 def test_nothing_but_pandas_needs_what_array_models_drop():
     # Given: what each kept package requires, from the installed metadata of the same pinned versions
-    kept = [pin for pin in SKLEARN_PINS if project_name(pin) not in DATAFRAME_ONLY]
+    kept = [pin for pin in SKLEARN_PINS if project_name(pin) not in PANDAS_DISTRIBUTIONS]
     required = {project_name(requirement) for pin in kept
                 for requirement in importlib.metadata.requires(project_name(pin)) or []
                 if "extra ==" not in requirement}
 
     # Then
-    assert not required & DATAFRAME_ONLY
+    assert not required & PANDAS_DISTRIBUTIONS
 
 
 def test_the_pinned_python_dateutil_satisfies_the_botocore_the_lambda_runtime_ships():

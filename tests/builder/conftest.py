@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.packager.helpers import Case, CliResult, packaged
-from toolkit.packager import main
+from tests.models import Case, CliResult, packaged
+from builder.packager import main
 
 
 @pytest.fixture

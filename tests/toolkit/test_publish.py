@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.handler.conftest import BUCKET
+from tests.helpers import BUCKET
 from tests.helpers import DEMO_MODEL_DIR
 from toolkit import publish as publish_module
 from toolkit.publish import PublishError, publish

@@ -20,10 +20,13 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
 from sklearn.impute import SimpleImputer
 
+from handler.config import Settings
+from handler.errors import ApiError
 from handler.manifest import Feature, Manifest, Parity
 from handler.predictors import onnx as onnx_runtime
+from handler.predictors.base import ValidatedBatch
 from handler.predictors.sklearn import SklearnPredictor
-from handler.validation import ValidatedBatch
+from handler.validation import RequestValidator
 
 DEFAULT_TOLERANCE = 1e-5
 TARGET_OPSET = 21  # within what skl2onnx 1.20 is tested with and what onnxruntime 1.20+ runs
@@ -58,9 +61,7 @@ def export_onnx(manifest: Manifest, model: Any, sample: list[dict[str, Any]], to
         predictor = onnx_runtime.load(replace(manifest, runtime="onnx"), onnx_model)
     except Exception as error:
         raise OnnxRefused(f"conversion_error: onnxruntime cannot load the converted model ({_brief(error)})") from None
-    records = sample + edge_cases(manifest.features, sample[:EDGE_BASE_ROWS])
-    batch = ValidatedBatch(columns={name: [record[name] for record in records] for name in manifest.feature_names},
-                           count=len(records), unknown_categories=0)
+    batch = validated(manifest, sample + edge_cases(manifest.features, sample[:EDGE_BASE_ROWS]))
     try:
         parity = compare(SklearnPredictor(manifest, model).predict(batch), predictor.predict(batch), tolerance)
     except Exception as error:  # a failure on any row means the two runtimes cannot be shown to agree
@@ -68,6 +69,19 @@ def export_onnx(manifest: Manifest, model: Any, sample: list[dict[str, Any]], to
     if not parity.passed:
         raise OnnxRefused(parity_miss(parity), parity)
     return OnnxExport(onnx_model, parity)
+
+
+def validated(manifest: Manifest, records: list[dict[str, Any]]) -> ValidatedBatch:
+    """The rows as the handler would pass them to a predictor: through the request validator."""
+    longest = max((len(value) for record in records for value in record.values() if isinstance(value, str)),
+                  default=1)
+    validator = RequestValidator(manifest, Settings(max_instances=len(records), max_string_length=max(longest, 1)))
+    try:
+        return validator.validate({"instances": records})
+    except ApiError as error:
+        first = error.details[0] if error.details else None
+        where = f" ({first.field}: {first.problem})" if first else ""
+        raise OnnxRefused(f"parity_miss: the parity rows do not pass the request validator{where}") from None
 
 
 def convert(manifest: Manifest, model: Any) -> bytes:
