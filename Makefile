@@ -3,7 +3,13 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+# uv installs exactly what uv.lock pins, for the machine's own Python: it never downloads an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+SYNC := $(UV) sync --frozen --inexact --python $(PY) --no-default-groups
+BUILD_STAMP := $(VENV)/.installed-build
+DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 3000
 # jsii prints a banner on Node versions past their end of life; the CDK still works on Node 20.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -16,47 +22,55 @@ PUBLISH_FLAGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --group dev
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+
+# What packaging and serving need (no CDK, moto or fuzzers): `make run` stays light.
+$(BUILD_STAMP): pyproject.toml uv.lock | $(UV)
+	$(SYNC) --group build
 	@touch $@
+
+# Everything: every layer and the test tools.
+$(DEV_STAMP): pyproject.toml uv.lock | $(UV)
+	$(SYNC) --group dev
+	@touch $@ $(BUILD_STAMP)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-model_artifacts/manifest.json: | $(STAMP)
+model_artifacts/manifest.json: | $(BUILD_STAMP)
 	$(PY) -m builder.demo_model
 
-run: $(STAMP) model_artifacts/manifest.json ## serve the model on http://127.0.0.1:$(PORT) as API Gateway would
+run: $(BUILD_STAMP) model_artifacts/manifest.json ## serve the model on http://127.0.0.1:$(PORT) as API Gateway would
 	PORT=$(PORT) $(PY) -u -m toolkit.local_api
 
-test: $(STAMP) node_modules/.installed ## run every test layer
+test: $(DEV_STAMP) node_modules/.installed ## run every test layer
 	$(PY) -m pytest
 
-model: $(STAMP) ## rebuild the demo model and package it into model_artifacts/
+model: $(BUILD_STAMP) ## rebuild the demo model and package it into model_artifacts/
 	$(PY) -m builder.demo_model
 
-bench: $(STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml
+bench: $(DEV_STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml
 	$(PY) -m toolkit.bench
 
-fuzz: $(STAMP) model_artifacts/manifest.json ## send 10,000 generated requests to the local API (CASES to change)
+fuzz: $(DEV_STAMP) model_artifacts/manifest.json ## send 10,000 generated requests to the local API (CASES to change)
 	$(PY) -m toolkit.fuzz --cases $(or $(CASES),10000)
 
-synth: $(STAMP) node_modules/.installed ## build the Lambda bundle and write the CloudFormation template to cdk.out/
+synth: $(DEV_STAMP) node_modules/.installed ## build the Lambda bundle and write the CloudFormation template to cdk.out/
 	npx aws-cdk synth --quiet
 
-bootstrap: $(STAMP) node_modules/.installed ## once per account and region: prepare it for CDK deployments
+bootstrap: $(DEV_STAMP) node_modules/.installed ## once per account and region: prepare it for CDK deployments
 	npx aws-cdk bootstrap
 
 deploy: synth ## deploy the stack to the AWS account of your current profile
 	npx aws-cdk deploy $(CDK_DEPLOY_FLAGS)
 
-publish: $(STAMP) model_artifacts/manifest.json ## upload model_artifacts/ to the model bucket (model_source: s3)
+publish: $(DEV_STAMP) model_artifacts/manifest.json ## upload model_artifacts/ to the model bucket (model_source: s3)
 	$(PY) -m toolkit.publish $(PUBLISH_FLAGS)
 
-destroy: $(STAMP) node_modules/.installed ## delete the stack
+destroy: $(DEV_STAMP) node_modules/.installed ## delete the stack
 	npx aws-cdk destroy
 
 clean: ## remove build outputs (keeps .venv and node_modules)
