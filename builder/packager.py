@@ -11,15 +11,10 @@ so a failed run leaves it untouched.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -29,39 +24,22 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier, is_regressor
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.metrics import (accuracy_score, log_loss, mean_absolute_error, r2_score,
-                             roc_auc_score, root_mean_squared_error)
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from handler.config import Settings
-from handler.manifest import Feature, Manifest, sha256_file, write_manifest
-from handler.openapi import openapi_document
-from handler.runtimes import RUNTIMES
+from builder.artifacts import swap_into_place, workspace, write_openapi
+from builder.errors import PackagingError, foreign
+from builder.features import (aligned_columns, example_request, infer_features, json_native, model_input, records,
+                              typed_frame, without_column)
+from builder.metrics import holdout_metrics
 from builder.onnx_export import DEFAULT_TOLERANCE, OnnxRefused, export_onnx
+from handler.config import MODEL_DIR_NAME
+from handler.manifest import Manifest, sha256_file, write_manifest
+from handler.runtimes import RUNTIMES
 
 ARTIFACT = "model.joblib"
 ONNX_ARTIFACT = "model.onnx"
 RUNTIME_CHOICES = ("auto", "onnx", "sklearn")
-OPENAPI_FILE = "openapi.json"
-DEFAULT_OUT_DIR = Path("model_artifacts")
-EXAMPLE_ROWS = 2
-METRIC_DIGITS = 4
-
-
-class PackagingError(Exception):
-    """The inputs cannot make a trustworthy artifact; the message says why."""
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """What one encoder knows about one input column."""
-
-    categories: tuple[Any, ...]
-    rejects_unknown: bool
-    imputed: frozenset[Any]  # values a preceding imputer writes in place of missing ones
+DEFAULT_OUT_DIR = Path(MODEL_DIR_NAME)
 
 
 def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAULT_OUT_DIR,
@@ -80,7 +58,7 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
     sample_input = model_input(typed_sample, input_format)
     metrics = None if holdout_path is None else holdout_metrics(
         model, task, read_table(holdout_path, "hold-out"), target, features, input_format)
-    with _workspace(out_dir) as scratch:
+    with workspace(out_dir) as scratch:
         staged = scratch / "new"
         staged.mkdir()
         joblib.dump(model, staged / ARTIFACT)
@@ -95,21 +73,8 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
         manifest = select_runtime(manifest, model, records(typed_sample), staged, runtime, parity_tolerance)
         write_manifest(manifest, staged)
         write_openapi(manifest, staged)
-        _swap_into_place(staged, out_dir, scratch)
+        swap_into_place(staged, out_dir, scratch)
     return manifest
-
-
-@contextmanager
-def _foreign(action: str) -> Iterator[None]:
-    """Run library code on the user's files: any exception or warning becomes one PackagingError."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            yield
-        except PackagingError:
-            raise
-        except Exception as error:
-            raise PackagingError(f"{action}: {type(error).__name__}: {error}") from error
 
 
 def _existing(path: Path, what: str) -> Path:
@@ -120,18 +85,18 @@ def _existing(path: Path, what: str) -> Path:
 
 def load_model(path: Path) -> Any:
     """Load a fitted estimator saved with joblib (a version mismatch warning is an error)."""
-    with _foreign(f"cannot load model {path} with joblib"):
+    with foreign(f"cannot load model {path} with joblib"):
         model = joblib.load(_existing(path, "model"))
     if not callable(getattr(model, "predict", None)):
         raise PackagingError(f"model {path} holds a {type(model).__name__}, not an estimator with predict")
-    with _foreign(f"model {path} is not a fitted estimator"):
+    with foreign(f"model {path} is not a fitted estimator"):
         check_is_fitted(model)
     return model
 
 
 def model_task(model: Any) -> str:
     """classification or regression, from scikit-learn's estimator tags."""
-    with _foreign(f"cannot tell what task {type(model).__name__} does"):
+    with foreign(f"cannot tell what task {type(model).__name__} does"):
         classifier, regressor = is_classifier(model), is_regressor(model)
     if classifier:
         return "classification"
@@ -151,187 +116,16 @@ def class_labels(model: Any) -> list[Any]:
 
 def read_table(path: Path, what: str) -> pd.DataFrame:
     """A CSV file with a header row and at least one data row."""
-    with _foreign(f"cannot read {what} {path}"):
+    with foreign(f"cannot read {what} {path}"):
         table = pd.read_csv(_existing(path, what), low_memory=False)
     if table.empty:
         raise PackagingError(f"{what} {path} has no rows")
     return table
 
 
-def without_column(table: pd.DataFrame, column: str | None) -> pd.DataFrame:
-    return table.drop(columns=[column]) if column in table.columns else table
-
-
-def aligned_columns(model: Any, table: pd.DataFrame, what: str) -> pd.DataFrame:
-    """The table's columns in the order the model expects, or an error naming the mismatch."""
-    expected = getattr(model, "feature_names_in_", None)
-    if expected is None:
-        count = getattr(model, "n_features_in_", table.shape[1])
-        if table.shape[1] != count:
-            raise PackagingError(f"{what} has {table.shape[1]} columns, the model expects {count}")
-        return table
-    expected = [str(column) for column in expected]
-    missing = [column for column in expected if column not in table.columns]
-    unexpected = [str(column) for column in table.columns if column not in expected]
-    if missing or unexpected:
-        raise PackagingError(f"{what} columns do not match the model's: missing "
-                             f"{', '.join(missing) or 'none'}; unexpected {', '.join(unexpected) or 'none'}")
-    return table[expected]
-
-
-def infer_features(model: Any, sample: pd.DataFrame) -> list[Feature]:
-    """One Feature per sample column, with the categories the model's encoders know."""
-    encodings = column_encodings(model, [str(column) for column in sample.columns])
-    return [describe_column(sample[column], encodings.get(str(column))) for column in sample.columns]
-
-
-def describe_column(column: pd.Series, encoding: Encoding | None) -> Feature:
-    """A sample column as a Feature: JSON type, predict-time dtype, gaps, range, categories."""
-    kind = feature_type(column)
-    nullable = bool(column.isna().any())
-    numeric = kind in ("number", "integer")
-    return Feature(
-        name=str(column.name), type=kind, dtype=model_dtype(kind, nullable), nullable=nullable,
-        categories=None if encoding is None else known_categories(encoding, column),
-        unknown_category=None if encoding is None else ("reject" if encoding.rejects_unknown else "ignore"),
-        minimum=json_native(column.min()) if numeric else None,
-        maximum=json_native(column.max()) if numeric else None,
-    )
-
-
-def feature_type(column: pd.Series) -> str:
-    """The JSON type of a column's values (a float column stays a number even if values are whole)."""
-    if pd.api.types.is_bool_dtype(column.dtype):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(column.dtype):
-        return "integer"
-    if pd.api.types.is_float_dtype(column.dtype):
-        return "number"
-    return "boolean" if pd.api.types.infer_dtype(column, skipna=True) == "boolean" else "string"
-
-
-def model_dtype(kind: str, nullable: bool) -> str:
-    """The pandas dtype the column needs at predict time (NaN needs float or object)."""
-    if kind == "integer":
-        return "float64" if nullable else "int64"
-    if kind == "boolean":
-        return "object" if nullable else "bool"
-    return "float64" if kind == "number" else "object"
-
-
-def known_categories(encoding: Encoding, column: pd.Series) -> list[Any]:
-    """The encoder's categories, less an imputer's fill value the sample never shows."""
-    observed = set(column.dropna())
-    return sorted(value for value in encoding.categories
-                  if value not in encoding.imputed or value in observed)
-
-
-def column_encodings(estimator: Any, columns: list[str],
-                     imputed: frozenset[Any] = frozenset()) -> dict[str, Encoding]:
-    """Walk pipelines and column transformers to the encoders that see each input column."""
-    if isinstance(estimator, Pipeline):
-        return _pipeline_encodings(estimator, columns, imputed)
-    if isinstance(estimator, ColumnTransformer):
-        found: dict[str, Encoding] = {}
-        for _, transformer, selection in estimator.transformers_:
-            for column, encoding in column_encodings(transformer, selected_columns(columns, selection),
-                                                     imputed).items():
-                if column not in found or encoding.rejects_unknown:
-                    found[column] = encoding
-        return found
-    return _encoder_encodings(estimator, columns, imputed)
-
-
-def _pipeline_encodings(pipeline: Pipeline, columns: list[str],
-                        imputed: frozenset[Any]) -> dict[str, Encoding]:
-    """The first step that encodes answers; imputers before it keep the columns as they are."""
-    for _, step in pipeline.steps:
-        found = column_encodings(step, columns, imputed)
-        if found or isinstance(step, ColumnTransformer):
-            return found
-        if isinstance(step, SimpleImputer) and step.strategy == "constant":
-            imputed = imputed | {json_native(value) for value in step.statistics_}
-    return {}
-
-
-def _encoder_encodings(encoder: Any, columns: list[str], imputed: frozenset[Any]) -> dict[str, Encoding]:
-    categories = getattr(encoder, "categories_", None)
-    names = [str(name) for name in getattr(encoder, "feature_names_in_", columns)]
-    if categories is None or len(categories) != len(names):
-        return {}
-    rejects_unknown = getattr(encoder, "handle_unknown", None) == "error"
-    return {name: Encoding(tuple(json_native(value) for value in known if not pd.isna(value)),
-                           rejects_unknown, imputed)
-            for name, known in zip(names, categories)}
-
-
-def selected_columns(columns: list[str], selection: Any) -> list[str]:
-    """Resolve a ColumnTransformer selection (names, indices, slice or mask) to column names."""
-    header = pd.DataFrame(columns=columns)
-    selection = [selection] if np.isscalar(selection) else selection
-    try:
-        return list(header.loc[:, selection].columns)
-    except (KeyError, TypeError):
-        return list(header.iloc[:, selection].columns)
-
-
-def typed_frame(table: pd.DataFrame, features: list[Feature], what: str) -> pd.DataFrame:
-    """The table with each column in its feature's dtype, as the handler will build it."""
-    columns = {}
-    for feature in features:
-        column = table[feature.name]
-        if not feature.nullable and column.isna().any():
-            raise PackagingError(f"{what} column {feature.name} has missing values, the sample has none")
-        with _foreign(f"{what} column {feature.name} does not fit dtype {feature.dtype}"):
-            columns[feature.name] = column.astype(feature.dtype)
-    return pd.DataFrame(columns, index=table.index)
-
-
-def model_input(typed: pd.DataFrame, input_format: str) -> pd.DataFrame | np.ndarray:
-    """What predict gets: the frame, or one array in the dtype all its columns share."""
-    return typed if input_format == "dataframe" else typed.to_numpy(dtype=np.result_type(*typed.dtypes))
-
-
-def holdout_metrics(model: Any, task: str, holdout: pd.DataFrame, target: str | None,
-                    features: list[Feature], input_format: str) -> dict[str, Any]:
-    """Scores on the labelled hold-out, fed to the model exactly as the sample is."""
-    if target is None:
-        raise PackagingError("a hold-out needs a target column")
-    if target not in holdout.columns:
-        raise PackagingError(f"hold-out has no target column {target}")
-    aligned = aligned_columns(model, holdout.drop(columns=[target]), "hold-out")
-    typed = typed_frame(aligned, features, "hold-out")
-    labels = holdout[target]
-    score = classification_scores if task == "classification" else regression_scores
-    with _foreign("cannot score the hold-out"):
-        scores = score(model, model_input(typed, input_format), labels)
-    return {**{key: float(f"{value:.{METRIC_DIGITS}g}") for key, value in scores.items()},
-            "n_rows": len(labels)}
-
-
-def classification_scores(model: Any, inputs: Any, labels: pd.Series) -> dict[str, float]:
-    unknown = set(labels) - set(model.classes_)
-    if unknown:
-        raise PackagingError("hold-out labels the model does not know: "
-                             + ", ".join(sorted(map(str, unknown))))
-    scores = {"accuracy": accuracy_score(labels, model.predict(inputs))}
-    if hasattr(model, "predict_proba"):
-        probabilities = model.predict_proba(inputs)
-        if len(model.classes_) == 2 and labels.nunique() == 2:
-            scores["roc_auc"] = roc_auc_score(labels, probabilities[:, 1])
-        scores["log_loss"] = log_loss(labels, probabilities, labels=model.classes_)
-    return scores
-
-
-def regression_scores(model: Any, inputs: Any, labels: pd.Series) -> dict[str, float]:
-    predicted = model.predict(inputs)
-    return {"r2": r2_score(labels, predicted), "mae": mean_absolute_error(labels, predicted),
-            "rmse": root_mean_squared_error(labels, predicted)}
-
-
 def predictions(model: Any, inputs: Any) -> list[np.ndarray]:
     """predict, and predict_proba where the model has it."""
-    with _foreign("the model cannot predict on the sample"):
+    with foreign("the model cannot predict on the sample"):
         return [getattr(model, method)(inputs) for method in ("predict", "predict_proba")
                 if hasattr(model, method)]
 
@@ -339,7 +133,7 @@ def predictions(model: Any, inputs: Any) -> list[np.ndarray]:
 def check_reload(model: Any, artifact: Path, inputs: Any) -> None:
     """The saved artifact, loaded back, must predict exactly as the model in memory."""
     expected = predictions(model, inputs)
-    with _foreign("cannot load the saved artifact back"):
+    with foreign("cannot load the saved artifact back"):
         reloaded = joblib.load(artifact)
     actual = predictions(reloaded, inputs)
     if not all(np.array_equal(before, after) for before, after in zip(expected, actual)):
@@ -368,31 +162,6 @@ def select_runtime(manifest: Manifest, model: Any, sample: list[dict[str, Any]],
                    versions=library_versions(manifest.input_format, "onnx"))
 
 
-def write_openapi(manifest: Manifest, out_dir: Path) -> Path:
-    """openapi.json for the default request limits; the API serves its own at /openapi.json."""
-    path = out_dir / OPENAPI_FILE
-    path.write_text(json.dumps(openapi_document(manifest, Settings()), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def example_request(typed: pd.DataFrame) -> dict[str, Any]:
-    """A request body of sample rows, complete ones first choice."""
-    complete = typed.dropna()
-    return {"instances": records((complete if len(complete) else typed).head(EXAMPLE_ROWS))}
-
-
-def records(typed: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows as instances of a request: JSON values, None where missing."""
-    return [{str(key): json_native(value) for key, value in row.items()} for row in typed.to_dict(orient="records")]
-
-
-def json_native(value: Any) -> Any:
-    """A plain Python value for JSON: numpy scalars unwrapped, NaN and NA as None."""
-    if pd.isna(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def library_versions(input_format: str, runtime: str = "sklearn") -> dict[str, str]:
     """The versions that pickled the artifact (it only loads under the same ones), and exported it to ONNX."""
     distributions = [*RUNTIMES[runtime].recorded_versions] + (["pandas"] if input_format == "dataframe" else [])
@@ -408,29 +177,6 @@ def build_time() -> str:
     except (ValueError, OverflowError):
         raise PackagingError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not {epoch}") from None
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@contextmanager
-def _workspace(out_dir: Path) -> Iterator[Path]:
-    """A scratch directory next to out_dir (same filesystem, so renames are atomic), removed afterwards."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PackagingError(f"{out_dir} exists and is not a directory")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as scratch:
-        yield Path(scratch)
-
-
-def _swap_into_place(staged: Path, out_dir: Path, scratch: Path) -> None:
-    """Move the old out_dir into scratch (deleted with it), then move staged in its place."""
-    old = scratch / "old"
-    if out_dir.exists():
-        out_dir.rename(old)
-    try:
-        staged.rename(out_dir)
-    except OSError:
-        if old.exists():
-            old.rename(out_dir)
-        raise
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -21,7 +21,7 @@ from tests.helpers import DEMO_MODEL_DIR
 from tests.models import (ARRAY_FEATURES, FEATURES, Case, CliResult, MajorityClassifier, doubled,
                                     fitted_case, frame_pipeline, packaged, tree_snapshot)
 from builder.onnx_export import DEFAULT_TOLERANCE, EDGE_BASE_ROWS, OnnxRefused, convert, edge_values
-from builder.packager import PackagingError
+from builder.errors import PackagingError
 
 RunCli = Callable[[list[str]], CliResult]
 

@@ -24,7 +24,8 @@ from handler.manifest import read_manifest, sha256_file
 from tests.models import (ARRAY_FEATURES, FEATURES, PLANS, REGIONS, TRAIN_ROWS, Case, CliResult,
                                     ForgetfulClassifier, array_pipeline, edited_csv, handler_frame, packaged,
                                     tree_snapshot)
-from builder.packager import Encoding, describe_column, known_categories, package_model, selected_columns
+from builder.features import Encoding, describe_column, known_categories, selected_columns
+from builder.packager import package_model
 
 RunCli = Callable[[list[str]], CliResult]
 

@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
-from moto import mock_aws
 
 import handler.model_source
 from handler.config import S3ModelLocation
-from tests.helpers import BUCKET, DEMO_MODEL_DIR, REGION
+from tests.helpers import BUCKET, DEMO_MODEL_DIR
 from toolkit.publish import Publication
 
 @pytest.fixture
