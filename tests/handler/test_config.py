@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handler.config import DEFAULT_MODEL_DIR, Settings, SettingsError, load_settings, observability_names
+from handler.config import (DEFAULT_MODEL_DIR, S3ModelLocation, Settings, SettingsError, function_environment,
+                            load_settings, observability_names, settings_environment)
 
 
 def test_defaults_apply_when_nothing_is_set():
@@ -32,3 +33,19 @@ def test_observability_names_fall_back_to_defaults():
     assert observability_names({}) == ("model-api", "SklearnModelApi")
     assert observability_names({"POWERTOOLS_SERVICE_NAME": "churn",
                                 "POWERTOOLS_METRICS_NAMESPACE": "Churn"}) == ("churn", "Churn")
+
+
+def test_the_environment_the_stack_builds_loads_back_as_the_same_settings():
+    # Given settings as a deployment chooses them
+    settings = Settings(max_instances=50, max_body_bytes=4096, docs_enabled=True,
+                        model_s3=S3ModelLocation("models", "churn/2/", "a" * 64))
+    # When the stack turns them into environment variables and the handler reads them back
+    environment = function_environment(settings, service_name="churn", metrics_namespace="Churn", log_level="DEBUG")
+    # Then nothing is lost, and Powertools gets its own names
+    assert load_settings(environment) == settings
+    assert observability_names(environment) == ("churn", "Churn")
+    assert environment["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+
+
+def test_default_settings_need_no_environment_variable():
+    assert settings_environment(Settings()) == {}
