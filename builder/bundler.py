@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from builder.bytecode import Compiler, compile_bundle, find_compiler
 from builder.sizes import LAMBDA_UNZIPPED_LIMIT, files, megabytes, package_sizes, tree_bytes, zipped_size
 from handler.config import MODEL_DIR_NAME
 from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, read_manifest
@@ -44,6 +45,8 @@ PIP_ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 # Every runtime pin has cp312–cp314 manylinux wheels for both architectures.
 PYTHON_RUNTIMES = ("python3.12", "python3.13", "python3.14")
 DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME = "arm64", PYTHON_RUNTIMES[-1]
+# Runtimes whose bundles get bytecode for every module; the others for the modules a cold start imports.
+FULL_BYTECODE_RUNTIMES = frozenset({"onnx"})
 # Bundles and dependency trees kept in build/bundles/ (the most recently used): each is ~100-200 MB.
 KEEP_BUNDLES = 8
 # Amazon Linux 2023 has glibc 2.34: manylinux wheels for glibc 2.17 to 2.34 all run there.
@@ -68,13 +71,18 @@ UNUSED_AT_RUN_TIME = {
                                 "onnxruntime/backend", "onnxruntime/datasets"),
                    files=("onnxruntime/capi/libonnxruntime.so*",),
                    distributions=("flatbuffers", "protobuf", "packaging")),
+    # numpy's f2py builds Fortran extensions; scikit-learn's example datasets (load_iris, sample images) are
+    # for tutorials. Inference imports neither: gone, the bundle with cold-start bytecode stays 10 MB under the limit.
+    "sklearn": Unused(directories=("numpy/f2py", "sklearn/datasets/data", "sklearn/datasets/images",
+                                   "sklearn/datasets/descr")),
 }
 # Nothing at run time needs these; sources and stubs matter only to compilers and type checkers.
 SLIMMED_DIRS = frozenset({"tests", "__pycache__"})
 SCRIPTS_DIR = "bin"  # where `pip install --target` puts console scripts
 SLIMMED_SUFFIXES = frozenset({".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi", ".a"})
 # A change in any module that shapes a bundle must invalidate cached bundles and their reports.
-_BUNDLER_SOURCES = tuple(Path(__file__).with_name(name).read_bytes() for name in ("bundler.py", "sizes.py"))
+_BUNDLER_SOURCES = tuple(Path(__file__).with_name(name).read_bytes()
+                         for name in ("bundler.py", "sizes.py", "bytecode.py", "pyc_compile.mjs"))
 
 Log = Callable[[str], None]
 stderr_log: Log = functools.partial(print, file=sys.stderr, flush=True)
@@ -86,10 +94,11 @@ class BundleError(RuntimeError):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a bundle runs, and the pip arguments that fetch wheels for it."""
+    """Where a bundle runs, the pip arguments that fetch wheels for it, and the CPython its bytecode is for."""
 
     name: str
     pip_args: tuple[str, ...]
+    python_version: str
 
 
 def lambda_target(architecture: str, python_version: str) -> Target:
@@ -99,13 +108,14 @@ def lambda_target(architecture: str, python_version: str) -> Target:
     platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
     return Target(name=f"lambda-{architecture}-py{python_version}",
                   pip_args=(*platform_args, "--python-version", python_version, "--implementation", "cp",
-                            "--only-binary=:all:"))
+                            "--only-binary=:all:"),
+                  python_version=python_version)
 
 
 def host_target() -> Target:
     """This machine's platform and Python: what local tests of the bundle run on."""
     return Target(name=f"host-{sysconfig.get_platform()}-{sys.implementation.cache_tag}",
-                  pip_args=("--only-binary=:all:",))
+                  pip_args=("--only-binary=:all:",), python_version=f"{sys.version_info[0]}.{sys.version_info[1]}")
 
 
 def project_name(requirement: str) -> str:
@@ -193,9 +203,15 @@ class BundleSpec:
         return cls(target, manifest.runtime, tuple(select_requirements(pins, manifest)), shipped, project_root)
 
     @functools.cached_property
+    def compiler(self) -> Compiler:
+        """What compiles the bundle's bytecode for the target's CPython."""
+        return find_compiler(self.target.python_version)
+
+    @functools.cached_property
     def dependencies_key(self) -> str:
         digest = hashlib.sha256(b"".join(_BUNDLER_SOURCES))
-        for part in (self.target.name, *self.target.pip_args, self.runtime, *self.requirements):
+        # The same compiler makes the same bytes: a bundle is reproducible for the same inputs and compiler.
+        for part in (self.target.name, *self.target.pip_args, self.runtime, *self.requirements, self.compiler.description):
             digest.update(part.encode() + b"\0")
         return f"deps-{digest.hexdigest()[:20]}"
 
@@ -223,6 +239,8 @@ class Bundle:
     unzipped_bytes: int
     zipped_bytes: int
     largest: tuple[tuple[str, int], ...]
+    bytecode_compiler: str
+    bytecode_modules: int
 
     def summary(self) -> str:
         share = 100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT
@@ -230,7 +248,8 @@ class Bundle:
         return (f"bundle {self.path} ({self.target})\n"
                 f"  unzipped {megabytes(self.unzipped_bytes)} ({self.unzipped_bytes:,} bytes, {share:.0f}% of "
                 f"Lambda's {LAMBDA_UNZIPPED_LIMIT:,}), zipped {megabytes(self.zipped_bytes)}\n"
-                f"  largest: {largest}")
+                f"  largest: {largest}\n"
+                f"  bytecode: {self.bytecode_modules} modules, compiled by {self.bytecode_compiler}")
 
 
 def build_bundle(spec: BundleSpec, log: Log = stderr_log) -> Bundle:
@@ -240,7 +259,8 @@ def build_bundle(spec: BundleSpec, log: Log = stderr_log) -> Bundle:
     path, report = _cached(spec.key, log, lambda staging: _fill_bundle(spec, dependencies,
                                                                         dependency_report, staging))
     return Bundle(path=path, target=spec.target.name, unzipped_bytes=report["unzipped_bytes"],
-                  zipped_bytes=report["zipped_bytes"], largest=tuple(map(tuple, report["largest"])))
+                  zipped_bytes=report["zipped_bytes"], largest=tuple(map(tuple, report["largest"])),
+                  bytecode_compiler=report["bytecode"]["compiler"], bytecode_modules=report["bytecode"]["modules"])
 
 
 def _cached(key: str, log: Log, fill: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
@@ -297,19 +317,33 @@ def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, A
     if unpinned:
         log(f"  note: installed as dependencies without a pin in the runtime group: {', '.join(unpinned)}")
     slimmed = _slim(staging) + _remove_unused(staging, UNUSED_AT_RUN_TIME.get(spec.runtime, Unused()))
+    # Lambda's /var/task is read-only: without shipped bytecode every cold start compiles every module.
+    # A scikit-learn bundle with bytecode for everything outgrows Lambda's limit (264.4 MB measured for arm64):
+    # it gets bytecode for what a cold start imports, traced per model when the bundle is assembled.
+    bytecode = compile_bundle(staging, spec.target.python_version, compiler=spec.compiler,
+                              only=None if spec.runtime in FULL_BYTECODE_RUNTIMES else set())
+    log(f"  {bytecode.summary()}")
     _make_world_readable(staging)
     unzipped = tree_bytes(staging)
     zipped = zipped_size(staging, [staging])
     log(f"  slimmed {megabytes(slimmed)}; dependencies {megabytes(unzipped)} unzipped, {megabytes(zipped)} zipped")
     return {"target": spec.target.name, "requirements": list(spec.requirements), "unpinned": unpinned,
-            "slimmed_bytes": slimmed, "unzipped_bytes": unzipped, "zipped_bytes": zipped}
+            "slimmed_bytes": slimmed, "unzipped_bytes": unzipped, "zipped_bytes": zipped,
+            "bytecode": {"compiler": bytecode.compiler, "modules": bytecode.compiled,
+                         "skipped": [path for path, _ in bytecode.failures]}}
 
 
 def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[str, Any],
                  staging: Path) -> dict[str, Any]:
     link_tree(dependencies, staging)
     shutil.copytree(spec.project_root / HANDLER_DIR, staging / HANDLER_DIR, ignore=_ignore_source_clutter)
-    sources = [staging / HANDLER_DIR]
+    compiled_here = {path.relative_to(staging).as_posix() for path in (staging / HANDLER_DIR).rglob("*.py")}
+    if spec.runtime not in FULL_BYTECODE_RUNTIMES:
+        compiled_here |= {path for path in cold_start_modules(spec.project_root) if (staging / path).is_file()}
+    handler_bytecode = compile_bundle(staging, spec.target.python_version, compiler=spec.compiler,
+                                      only=compiled_here)
+    sources = [staging / HANDLER_DIR] + [staging / pyc_path(path, spec.target.python_version)
+                                         for path in compiled_here if not path.startswith(f"{HANDLER_DIR}/")]
     if spec.model_files:
         (staging / MODEL_DIR).mkdir()
         for name in spec.model_files:
@@ -320,7 +354,43 @@ def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[s
     sources_zipped = zipped_size(staging, sources)
     return {"target": spec.target.name, "dependencies": dependencies.name,
             "unzipped_bytes": unzipped, "zipped_bytes": dependency_report["zipped_bytes"] + sources_zipped,
-            "largest": list(package_sizes(staging).items())[:5]}
+            "largest": list(package_sizes(staging).items())[:5],
+            "bytecode": {**dependency_report["bytecode"],
+                         "modules": dependency_report["bytecode"]["modules"] + handler_bytecode.compiled}}
+
+
+# How to trace a cold start: init on the project's model, then score the manifest's example.
+_TRACE = """
+import json, sys
+import handler.app as app
+from handler.scoring import score
+assert app.MODEL is not None, "the model did not load"
+score(app.MODEL, app.MODEL.manifest.example)
+roots = [path for path in sys.path if path.endswith("-packages")]
+files = {getattr(module, "__file__", None) or "" for module in list(sys.modules.values())}
+print(json.dumps(sorted({file[len(root) + 1:] for file in files if file.endswith(".py")
+                         for root in roots if file.startswith(root + "/")})))
+"""
+
+
+def cold_start_modules(project_root: Path) -> list[str]:
+    """Library modules (paths relative to site-packages) that init plus one prediction import on this machine.
+
+    The build environment pins the same versions as the bundle (uv.lock), so the paths hold in the bundle too.
+    """
+    completed = subprocess.run([sys.executable, "-c", _TRACE], cwd=project_root, capture_output=True, text=True,
+                               timeout=300, env={**os.environ, "MODEL_DIR": str(project_root / MODEL_DIR),
+                                                 "PYTHONPATH": str(project_root)})
+    if completed.returncode != 0:
+        raise BundleError(f"cannot trace the cold start's imports:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def pyc_path(source: str, python_version: str) -> str:
+    """Where CPython looks for a source's bytecode: `a/b.py` -> `a/__pycache__/b.cpython-314.pyc`."""
+    folder, _, name = source.rpartition("/")
+    tag = "cpython-" + python_version.replace(".", "")
+    return f"{folder + '/' if folder else ''}__pycache__/{name.removesuffix('.py')}.{tag}.pyc"
 
 
 def link_tree(source: Path, destination: Path) -> None:

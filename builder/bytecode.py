@@ -87,6 +87,8 @@ def compile_bundle(root: Path, python_version: str, *, prefix: str = LAMBDA_TASK
     root = root.resolve()
     files = sorted(only) if only is not None else sorted(
         path.relative_to(root).as_posix() for path in root.rglob("*.py") if "__pycache__" not in path.parts)
+    if not files:  # nothing asked for: no need to start the compiler
+        return CompileReport(compiler=compiler.description, compiled=0, failures=(), seconds=0.0)
     job = json.dumps({"root": str(root), "prefix": prefix.rstrip("/"), "files": files})
     started = time.perf_counter()
     run = subprocess.run([*compiler.command, str(root)], input=job, capture_output=True, text=True, check=False)

@@ -24,4 +24,7 @@ pyodide.FS.mkdirTree("/pyc_worker");
 pyodide.FS.writeFile("/pyc_worker/pyc_worker.py", readFileSync(workerPath));
 pyodide.runPython("import sys; sys.path.insert(0, '/pyc_worker')");
 const compileJob = pyodide.pyimport("pyc_worker").compile_job;
-process.stdout.write(compileJob(readFileSync(0, "utf8")));
+// Read stdin as a stream: readFileSync(0) fails with EAGAIN when the pipe is non-blocking.
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+process.stdout.write(compileJob(Buffer.concat(chunks).toString("utf8")));
