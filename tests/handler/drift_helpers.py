@@ -1,0 +1,56 @@
+"""The demo model with a training profile beside its manifest, and samples of new data: fresh or shifted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from builder.profile import training_profile, write_profile
+from handler.manifest import read_manifest
+from tests.helpers import DEMO_MODEL_DIR
+from toolkit.demo_model import SEED, TARGET, make_customers, split_customers
+from toolkit.packager import typed_frame
+
+SHIFTED_FEATURES = ["monthly_charges", "payment_method"]
+
+
+def profiled_model_dir(directory: Path) -> Path:
+    """A copy of the demo model directory with profile.json, pinned in the manifest as the packager pins it."""
+    model_dir = Path(shutil.copytree(DEMO_MODEL_DIR, directory))
+    manifest = read_manifest(model_dir)
+    train, _ = split_customers()
+    typed = typed_frame(train.drop(columns=[TARGET]), manifest.features, "sample")
+    model = joblib.load(model_dir / "model.joblib")
+    profile = training_profile(manifest.features, typed, model.predict(typed), manifest.classes)
+    name, sha256 = write_profile(profile, model_dir)
+    path = model_dir / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**data, "profile": name, "profile_sha256": sha256}, indent=2), encoding="utf-8")
+    return model_dir
+
+
+def fresh_customers(n_rows: int) -> pd.DataFrame:
+    """New customers from the training distribution (another seed), without the target."""
+    return make_customers(n_rows, seed=SEED + 1).drop(columns=[TARGET])
+
+
+def shifted_customers(n_rows: int) -> pd.DataFrame:
+    """New customers whose monthly charges rose by 30 and who mostly pay by electronic check."""
+    customers = fresh_customers(n_rows)
+    rng = np.random.default_rng(7)
+    customers["monthly_charges"] = customers["monthly_charges"] + 30.0
+    customers["payment_method"] = customers["payment_method"].mask(rng.random(n_rows) < 0.6, "electronic check")
+    return customers
+
+
+def instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as request instances: plain values, None where missing."""
+    part = frame.astype(object).where(frame.notna(), None)
+    return [{key: value.item() if isinstance(value, np.generic) else value for key, value in row.items()}
+            for row in part.to_dict(orient="records")]
