@@ -13,7 +13,7 @@ from handler.capture import (CAPTURE_TYPE, Capture, capture_text, count_line, pa
 from handler.config import Settings
 from handler.drift import ABOVE_CODE, Counts, ProfileError
 from handler.loading import LoadedModel, load_model
-from tests.handler.drift_helpers import fresh_customers, instances, profiled_model_dir
+from tests.drift_samples import fresh_customers, instances, profiled_model_dir
 
 MARKERS = {"tenure_months": 71, "monthly_charges": 104.25, "total_charges": 9876.54, "support_calls": 7,
            "contract": "one-year", "payment_method": "secret-pay-4111", "internet_service": None}

@@ -16,7 +16,7 @@ from handler.capture import Capture, read_profile
 from handler.config import Settings
 from handler.drift_check import DriftCheckFailed, lambda_handler
 from handler.loading import LoadedModel, load_model
-from tests.handler.drift_helpers import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
+from tests.drift_samples import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
                                          shifted_customers)
 from tests.helpers import DEMO_MODEL_DIR
 

@@ -11,7 +11,7 @@ import pytest
 from handler.capture import Capture, capture_text, read_profile
 from handler.config import Settings
 from handler.loading import load_model
-from tests.handler.drift_helpers import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
+from tests.drift_samples import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
                                          shifted_customers)
 from tests.helpers import DEMO_MODEL_DIR
 from toolkit.drift import main

@@ -14,8 +14,8 @@ import pandas as pd
 from builder.profile import training_profile, write_profile
 from handler.manifest import read_manifest
 from tests.helpers import DEMO_MODEL_DIR
-from toolkit.demo_model import SEED, TARGET, make_customers, split_customers
-from toolkit.packager import typed_frame
+from builder.demo_model import SEED, TARGET, make_customers, split_customers
+from builder.features import typed_frame
 
 SHIFTED_FEATURES = ["monthly_charges", "payment_method"]
 
