@@ -35,6 +35,12 @@ ERRORS: dict[str, ErrorKind] = {
 }
 
 
+# An error body lists at most this many problems (its message gives the total), each problem's text at most
+# PROBLEM_LENGTH characters: no request can make an answer near Lambda's 6 MB response limit.
+MAX_DETAILS = 100
+PROBLEM_LENGTH = 300
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     """One offending field of a request, named by its JSON path."""
@@ -55,14 +61,25 @@ class ApiError(Exception):
     def __post_init__(self) -> None:
         if self.code not in ERRORS:
             raise ValueError(f"{self.code!r} is not in the error catalogue")
+        self.details = self.details[:MAX_DETAILS]
 
     @property
     def status(self) -> int:
         return ERRORS[self.code].status
 
     def body(self) -> dict[str, Any]:
-        details = [{"field": item.field, "problem": item.problem} for item in self.details]
+        details = [{"field": item.field, "problem": _bounded(item.problem)} for item in self.details]
         return {"error": {"code": self.code, "message": self.message, "details": details}}
+
+
+def problem_count_message(count: int) -> str:
+    """How a validation error's message counts its problems, saying when details list only the first ones."""
+    listed = "see details" if count <= MAX_DETAILS else f"details list the first {MAX_DETAILS}"
+    return f"{count} problem(s) in the request; {listed}."
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= PROBLEM_LENGTH else text[:PROBLEM_LENGTH - 1] + "…"
 
 
 def model_unavailable() -> ApiError:

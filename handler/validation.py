@@ -6,14 +6,13 @@ Pure functions over the manifest: nothing here touches the model.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 from collections.abc import Callable
 from typing import Any
 
 from handler.config import Settings
-from handler.errors import ApiError, FieldProblem
+from handler.errors import ApiError, FieldProblem, problem_count_message
 from handler.manifest import Feature, Manifest
 from handler.predictors.base import ValidatedBatch
 
@@ -48,7 +47,7 @@ def parse_json_body(body: str | None, *, is_base64: bool, content_type: str | No
         raise _too_large(max_bytes)
     try:
         raw = base64.b64decode(body, validate=True) if is_base64 else body.encode("utf-8")
-    except (binascii.Error, UnicodeEncodeError):
+    except ValueError:  # bad base64 (binascii.Error), non-ASCII in base64, or a lone surrogate (UnicodeEncodeError)
         raise ApiError("invalid_json", "The request body is not valid UTF-8 JSON.") from None
     if len(raw) > max_bytes:
         raise _too_large(max_bytes)
@@ -110,8 +109,7 @@ class RequestValidator:
             problems.extend(FieldProblem(f"{where}.{_shown(key)}", "unknown field")
                             for key in instance if key not in self._names)
         if problems:
-            raise ApiError("validation_error",
-                           f"{len(problems)} problem(s) in the request; see details.", problems)
+            raise ApiError("validation_error", problem_count_message(len(problems)), problems)
         return ValidatedBatch(columns=columns, count=len(instances), unknown_categories=unknown)
 
     def _instances(self, payload: Any) -> list[Any]:

@@ -72,7 +72,10 @@ class SklearnPredictor:
         return np.column_stack([columns[name].astype(self._array_dtype) for name in columns])
 
     def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
-        features = self.model_input(batch)
+        try:
+            features = self.model_input(batch)
+        except OverflowError as error:  # an integer the model's dtype cannot hold, e.g. 300 for int8
+            raise UnscorableInput(str(error)) from error
         try:
             if self._classes is not None:
                 return classification_predictions(self._classes, self._model.predict_proba(features).tolist())

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from handler.errors import MAX_DETAILS
 from handler.predictors.base import UnscorableInput
 from tests.helpers import problems_by_field, response_json
 
@@ -165,3 +166,25 @@ def test_values_the_model_cannot_score_are_a_422_naming_the_unusual_fields(
     assert (status, body["error"]["code"]) == (422, "unscorable_input")
     assert list(problems_by_field(body)) == [f"instances[0].{number['name']}"]
     assert "float32" not in json.dumps(body)
+
+
+def test_the_worst_error_body_stays_bounded(handler_app, api_event, lambda_context, demo_manifest):
+    # Given as many instances as fit under the byte cap, each with 155 short unknown fields
+    instance = {**{f"{index:x}": 0 for index in range(155)}, **demo_manifest["example"]["instances"][0]}
+    settings = handler_app.MODEL.settings
+    count = min(settings.max_instances, settings.max_body_bytes // (len(json.dumps(instance, separators=(",", ":"))) + 1))
+    event = api_event(raw_body=json.dumps({"instances": [instance] * count}, separators=(",", ":")))
+    # When
+    result = handler_app.lambda_handler(event, lambda_context)
+    # Then a 422 that lists the first problems and counts them all, far below Lambda's 6 MB response limit
+    status, answer = response_json(result)
+    assert (status, answer["error"]["code"]) == (422, "validation_error")
+    assert len(answer["error"]["details"]) == MAX_DETAILS
+    assert answer["error"]["message"].startswith(f"{155 * count} problem(s)")
+    assert len(result["body"]) < 64_000
+
+
+def test_a_non_ascii_base64_body_is_invalid_json_not_a_crash(handler_app, api_event, lambda_context):
+    event = {**api_event(raw_body="eyJpbnN0YW5jZXMiOltdfQ==é"), "isBase64Encoded": True}
+    status, answer = response_json(handler_app.lambda_handler(event, lambda_context))
+    assert (status, answer["error"]["code"]) == (400, "invalid_json")
