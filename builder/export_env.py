@@ -198,8 +198,9 @@ def _build(staged: Path, base_python: Path, requirements: list[str], version: Ve
         # uv never fetches an interpreter with an explicit --python path and downloads off
         _run([uv, "venv", "--quiet", "--python", str(base_python), str(staged)], failure, remedy,
              extra_env={"UV_PYTHON_DOWNLOADS": "never"})
-        _run([uv, "pip", "install", "--quiet", "--python", str(staged / "bin" / "python"), *wheels_only,
-              *requirements], failure, remedy)
+        # bytecode now, as pip does: each packaging run would otherwise recompile scikit-learn and scipy
+        _run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(staged / "bin" / "python"),
+              *wheels_only, *requirements], failure, remedy)
         return "uv " + _run([uv, "--version"], failure, remedy).split()[1]
     _run([str(base_python), "-m", "venv", str(staged)], failure, remedy)
     _run([str(staged / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
