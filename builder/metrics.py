@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sklearn.metrics import (accuracy_score, log_loss, mean_absolute_error, r2_score,
-                             roc_auc_score, root_mean_squared_error)
+from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
 from builder.errors import PackagingError, foreign
 from builder.features import aligned_columns, model_input, typed_frame
@@ -49,4 +49,5 @@ def classification_scores(model: Any, inputs: Any, labels: pd.Series) -> dict[st
 def regression_scores(model: Any, inputs: Any, labels: pd.Series) -> dict[str, float]:
     predicted = model.predict(inputs)
     return {"r2": r2_score(labels, predicted), "mae": mean_absolute_error(labels, predicted),
-            "rmse": root_mean_squared_error(labels, predicted)}
+            # the square root by hand: root_mean_squared_error only exists from scikit-learn 1.4 (export envs run 1.3)
+            "rmse": float(np.sqrt(mean_squared_error(labels, predicted)))}

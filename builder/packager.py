@@ -23,17 +23,20 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 from builder.artifacts import swap_into_place, workspace, write_openapi
 from builder.errors import PackagingError, foreign
+from builder.export_env import ExportEnvError, ensure_export_env, run_in_export_env
 from builder.features import (aligned_columns, example_request, infer_features, json_native, model_input, records,
                               typed_frame, without_column)
 from builder.metrics import holdout_metrics
 from builder.onnx_export import DEFAULT_TOLERANCE, OnnxRefused, export_onnx
+from builder.pickle_version import PickleFacts, PickleVersionError, read_pickle_facts
 from handler.config import MODEL_DIR_NAME
-from handler.manifest import Manifest, sha256_file, write_manifest
+from handler.manifest import Manifest, read_manifest, sha256_file, write_manifest
 from handler.runtimes import RUNTIMES
 
 ARTIFACT = "model.joblib"
@@ -47,7 +50,16 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
                   target: str | None = None, runtime: str = "auto",
                   parity_tolerance: float = DEFAULT_TOLERANCE) -> Manifest:
     """Check the model against its sample, then write model.joblib, model.onnx (when onnx serves it)
-    and manifest.json into out_dir. runtime is auto (onnx when it matches scikit-learn), onnx or sklearn."""
+    and manifest.json into out_dir. runtime is auto (onnx when it matches scikit-learn), onnx or sklearn.
+
+    A model pickled by another scikit-learn version is never unpickled here: the same packaging runs in an
+    export environment of that version (built once, cached under build/export-envs/)."""
+    facts = pickle_facts(_existing(model_path, "model"))
+    if facts.sklearn_version not in (None, sklearn.__version__):  # None: no scikit-learn object names one
+        arguments = cli_arguments(model_path, sample_path, out_dir=out_dir, name=name, version=version,
+                                  holdout_path=holdout_path, target=target, runtime=runtime,
+                                  parity_tolerance=parity_tolerance)
+        return package_in_export_env(facts, arguments, out_dir)
     model = load_model(model_path)
     task = model_task(model)
     classes = class_labels(model) if task == "classification" else None
@@ -75,6 +87,37 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
         write_openapi(manifest, staged)
         swap_into_place(staged, out_dir, scratch)
     return manifest
+
+
+def pickle_facts(path: Path) -> PickleFacts:
+    """Which scikit-learn (and numpy) pickled the model, read from its bytes without unpickling it."""
+    try:
+        return read_pickle_facts(path)
+    except PickleVersionError as error:
+        raise PackagingError(str(error)) from None
+
+
+def cli_arguments(model_path: Path, sample_path: Path, *, out_dir: Path, name: str | None, version: str,
+                  holdout_path: Path | None, target: str | None, runtime: str, parity_tolerance: float) -> list[str]:
+    """The packager's command line for these arguments (absolute paths: the export environment runs elsewhere)."""
+    options = {"--model": model_path.resolve(), "--sample": sample_path.resolve(), "--out": out_dir.resolve(),
+               "--name": name, "--version": version, "--holdout": holdout_path and holdout_path.resolve(),
+               "--target": target, "--runtime": runtime, "--parity-tolerance": repr(parity_tolerance)}
+    return [part for option, value in options.items() if value is not None for part in (option, str(value))]
+
+
+def package_in_export_env(facts: PickleFacts, arguments: list[str], out_dir: Path) -> Manifest:
+    """Run this packager in an environment of the pickle's scikit-learn version; its manifest, as written."""
+    try:
+        env = ensure_export_env(facts.sklearn_version, facts.numpy_major)
+    except ExportEnvError as error:  # its message names the version found, the one expected and the remedy
+        raise PackagingError(str(error)) from None
+    done = run_in_export_env(env, "builder.packager", arguments)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["the export environment's packager failed silently"])[-1]
+        raise PackagingError(f"in the scikit-learn {facts.sklearn_version} export environment: "
+                             f"{last.removeprefix('error: ')}")
+    return read_manifest(out_dir)
 
 
 def _existing(path: Path, what: str) -> Path:

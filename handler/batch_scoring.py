@@ -28,7 +28,8 @@ from typing import Any
 from handler.columns import ColumnValidator
 from handler.loading import LoadedModel
 from handler.manifest import Manifest
-from handler.validation import ValidatedBatch, _NonFinite, _parse_float
+from handler.predictors.base import ValidatedBatch
+from handler.validation import NonFinite, parse_float
 
 CHUNK_ROWS = 10_000  # rows validated and predicted together: bounded memory, numpy-sized work
 MAX_LINE_BYTES = 1 << 20  # a longer line (or a file without newlines) is refused, so memory stays bounded
@@ -292,7 +293,7 @@ def _json_columns(model: LoadedModel, layout: Layout, texts: list[str], problems
         if index in problems:
             continue
         try:
-            instance = json.loads(text, parse_constant=_NonFinite, parse_float=_parse_float)
+            instance = json.loads(text, parse_constant=NonFinite, parse_float=parse_float)
         except (ValueError, RecursionError):
             problems[index] = ["row: not valid JSON"]
             continue

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from handler.manifest import Feature
-from handler.validation import NUMBER_LIMIT, Checker, _checker_for, _NonFinite
+from handler.validation import NUMBER_LIMIT, Checker, checker_for, NonFinite
 
 BOOLEAN_CELLS = {"true": True, "false": False}
 NUMERIC_TYPES = ("number", "integer")
@@ -32,7 +32,7 @@ def decode_cell(text: str, feature_type: str) -> Any:
             number = float(text)
         except ValueError:
             return text
-        return number if math.isfinite(number) else _NonFinite(text.strip())
+        return number if math.isfinite(number) else NonFinite(text.strip())
     if feature_type == "boolean":
         return BOOLEAN_CELLS.get(text.strip().lower(), text)
     return text
@@ -54,7 +54,7 @@ class ColumnValidator:
     def __init__(self, features: list[Feature], max_string_length: int) -> None:
         self._features = features
         self._max_string_length = max_string_length
-        self.checkers: dict[str, Checker] = {f.name: _checker_for(f, max_string_length) for f in features}
+        self.checkers: dict[str, Checker] = {f.name: checker_for(f, max_string_length) for f in features}
 
     def validate(self, cells: dict[str, list[str]], count: int) -> ValidatedColumns:
         """Check `count` rows given one list of cell texts per feature."""

@@ -21,16 +21,16 @@ NUMBER_LIMIT = 10**15
 FIELD_NAME_SHOWN = 64  # echo at most this much of an unknown field's name back
 
 
-class _NonFinite:
+class NonFinite:
     """Stands in for a NaN/Infinity token so validation can name the field that held it."""
 
     def __init__(self, token: str) -> None:
         self.token = token
 
 
-def _parse_float(text: str) -> float | _NonFinite:
+def parse_float(text: str) -> float | NonFinite:
     number = float(text)
-    return number if math.isfinite(number) else _NonFinite(text)
+    return number if math.isfinite(number) else NonFinite(text)
 
 
 def parse_json_body(body: str | None, *, is_base64: bool, content_type: str | None,
@@ -52,7 +52,7 @@ def parse_json_body(body: str | None, *, is_base64: bool, content_type: str | No
     if len(raw) > max_bytes:
         raise _too_large(max_bytes)
     try:
-        return json.loads(raw, parse_constant=_NonFinite, parse_float=_parse_float)
+        return json.loads(raw, parse_constant=NonFinite, parse_float=parse_float)
     except json.JSONDecodeError as error:
         raise ApiError("invalid_json",
                        f"The request body is not valid JSON (line {error.lineno}, column {error.colno}).") from None
@@ -79,7 +79,7 @@ class RequestValidator:
         self._features = manifest.features
         self._names = frozenset(manifest.feature_names)
         self._max_instances = settings.max_instances
-        self._checkers = {f.name: _checker_for(f, settings.max_string_length) for f in manifest.features}
+        self._checkers = {f.name: checker_for(f, settings.max_string_length) for f in manifest.features}
         self._categories = {f.name: frozenset(f.categories) for f in manifest.features
                             if f.categories and f.unknown_category != "reject"}
 
@@ -152,7 +152,7 @@ def _shown(key: str) -> str:
     return key if len(key) <= FIELD_NAME_SHOWN else key[:FIELD_NAME_SHOWN] + "…"
 
 
-def _checker_for(feature: Feature, max_string_length: int) -> Checker:
+def checker_for(feature: Feature, max_string_length: int) -> Checker:
     """Build the value check for one feature: type, nullability, range of the dtype, categories."""
     convert = _CONVERTERS[feature.type]
     rejected = (frozenset(feature.categories)
@@ -162,7 +162,7 @@ def _checker_for(feature: Feature, max_string_length: int) -> Checker:
     def check(value: Any) -> tuple[Any, str | None]:
         if value is None:
             return None, None if feature.nullable else "must not be null"
-        if isinstance(value, _NonFinite):
+        if isinstance(value, NonFinite):
             return None, f"{value.token} is not allowed; send a finite number" + (
                 " or null" if feature.nullable else "")
         converted, problem = convert(value, max_string_length)

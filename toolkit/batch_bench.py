@@ -49,7 +49,7 @@ print(json.dumps({"rows": rows, "seconds": seconds,
 
 def demo_csv(path: Path, rows: int, feature_names: list[str]) -> Path:
     """`rows` rows of the demo's hold-out customers, repeated, as pandas writes them."""
-    from toolkit.demo_model import split_customers
+    from builder.demo_model import split_customers
 
     _, holdout = split_customers()
     block = holdout[feature_names].to_csv(index=False).split("\n", 1)[1]

@@ -158,10 +158,10 @@ def test_run_in_export_env_marks_the_process_and_drops_the_callers_environment(
     monkeypatch.setenv("PYTHONHOME", "/elsewhere")
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
 
-    run_in_export_env(ExportEnv(tmp_path, FOREIGN, {}), "toolkit.packager", ["--model", "m.joblib"])
+    run_in_export_env(ExportEnv(tmp_path, FOREIGN, {}), "builder.packager", ["--model", "m.joblib"])
 
     ((command, environment),) = calls
-    assert command == [str(tmp_path / "bin" / "python"), "-m", "toolkit.packager", "--model", "m.joblib"]
+    assert command == [str(tmp_path / "bin" / "python"), "-m", "builder.packager", "--model", "m.joblib"]
     assert environment["PYTHONPATH"] == str(export_env.PROJECT_ROOT)
     assert environment[export_env.INSIDE_VARIABLE] == FOREIGN
     assert "PYTHONHOME" not in environment
@@ -183,7 +183,7 @@ def test_a_model_pickled_by_another_version_packages_in_its_export_env(tmp_path:
     facts = read_pickle_facts(tmp_path / "model.joblib")
 
     # When the packager runs in that environment
-    done = run_in_export_env(env, "toolkit.packager", ["--model", str(tmp_path / "model.joblib"),
+    done = run_in_export_env(env, "builder.packager", ["--model", str(tmp_path / "model.joblib"),
                                                         "--sample", str(tmp_path / "sample.csv"),
                                                         "--out", str(tmp_path / "out")])
 

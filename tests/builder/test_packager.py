@@ -272,8 +272,8 @@ BadInputs = Callable[[Case, Path], dict[str, Any]]
 BAD_INPUTS: dict[str, tuple[BadInputs, str]] = {
     "model file missing": (lambda case, inputs: {"model": inputs / "absent.joblib"}, "not found"),
     "model not a joblib file": (
-        lambda case, inputs: {"model": _write(inputs / "bad.joblib", b"not a pickle")}, "cannot load model"),
-    "model pickled by another scikit-learn": (_pickled_by_older_sklearn, "cannot load model"),
+        lambda case, inputs: {"model": _write(inputs / "bad.joblib", b"not a pickle")}, "the file is not a pickle"),
+    "model pickled by an unsupported scikit-learn": (_pickled_by_older_sklearn, "scikit-learn 1.0.2"),
     "object without predict": (
         lambda case, inputs: {"model": _dumped(inputs / "dict.joblib", {"weights": [1, 2]})},
         "not an estimator with predict"),

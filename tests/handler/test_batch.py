@@ -20,7 +20,7 @@ from handler.batch_scoring import BatchInputError, iter_scored, owned_lines, par
 from handler.config import Settings
 from handler.loading import LoadedModel, load_model
 from tests.helpers import DEMO_MODEL_DIR
-from toolkit.demo_model import split_customers
+from builder.demo_model import split_customers
 
 REGION = "eu-west-1"
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"

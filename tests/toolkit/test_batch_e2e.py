@@ -27,7 +27,7 @@ import handler.batch as batch
 from infra.constructs.batch import BatchScoring
 from tests.handler.test_batch import csv_bytes
 from toolkit.batch import start
-from toolkit.demo_model import split_customers
+from builder.demo_model import split_customers
 
 REGION = "eu-west-1"
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"
