@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.bundler import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME, PIP_ARCHITECTURES, PYTHON_RUNTIMES
+from handler.config import S3ModelLocation, Settings
 from handler.manifest import SHA256_HEX
 
 ARCHITECTURES = tuple(PIP_ARCHITECTURES)
@@ -25,8 +26,6 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 # API Gateway HTTP APIs give up on an integration after 30 s.
 MAX_TIMEOUT_SECONDS = 29
 MODEL_SOURCES = ("bundled", "s3")
-# The stack output naming the model bucket, which toolkit.publish reads.
-MODEL_BUCKET_OUTPUT = "ModelBucketName"
 # How CodeDeploy shifts the `live` alias to a new version (names of its predefined Lambda configurations).
 DEPLOYMENTS = ("canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once")
 
@@ -90,6 +89,12 @@ class StackConfig:
     def python_version(self) -> str:
         """`python3.14` -> `3.14`, as pip's --python-version wants it."""
         return self.python_runtime.removeprefix("python")
+
+    def handler_settings(self, model_s3: S3ModelLocation | None = None) -> Settings:
+        """The handler's settings this config asks for: the limits that are set, docs, where the model is."""
+        limits = {name: getattr(self, name) for name in ("max_instances", "max_body_bytes", "max_string_length")
+                  if getattr(self, name) is not None}
+        return Settings(**limits, docs_enabled=self.docs_enabled, model_s3=model_s3)
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
