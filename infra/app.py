@@ -11,8 +11,8 @@ import sys
 from aws_cdk import App, Tags, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
-from handler.manifest import Manifest
 from builder.bundler import BundleError, BundleSpec, lambda_target, project_manifest
+from handler.manifest import Manifest
 from infra.code_asset import lambda_code
 from infra.config import ConfigError, StackConfig, load_config
 from infra.stack import ModelApiStack

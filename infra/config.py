@@ -1,19 +1,23 @@
 """Deployment settings: cdk.json context (or `-c key=value`) validated into one frozen object.
 
-Pure Python, so the settings table doubles as the README's context-key reference.
+Each context key is declared once, as a field of StackConfig: its default, the rule it must meet (the text
+an error quotes), what it does, and its parser. The README's settings table is generated from them
+(`python -m infra.config`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder.bundler import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME, PIP_ARCHITECTURES, PYTHON_RUNTIMES
+from handler.config import DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, S3ModelLocation, Settings
 from handler.manifest import SHA256_HEX
 
 ARCHITECTURES = tuple(PIP_ARCHITECTURES)
@@ -24,18 +28,26 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       1096, 1827, 2192, 2557, 2922, 3288, 3653)
 # API Gateway HTTP APIs give up on an integration after 30 s.
 MAX_TIMEOUT_SECONDS = 29
+# Lambda's synchronous payload limit: no request body, and so no instance count or string in it, is larger.
+MAX_REQUEST_BYTES = 6_291_456
+# Ten times Lambda's default account quota of 1,000 concurrent executions: room for a raised quota, while a
+# typo such as 100000 (which no account is likely to have) stops synth instead of failing the deploy.
+MAX_RESERVED_CONCURRENCY = 10_000
 MODEL_SOURCES = ("bundled", "s3")
-# The stack output naming the model bucket, which toolkit.publish reads.
-MODEL_BUCKET_OUTPUT = "ModelBucketName"
 # How CodeDeploy shifts the `live` alias to a new version (names of its predefined Lambda configurations).
 DEPLOYMENTS = ("canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once")
+# Keys the CDK CLI itself keeps in cdk.context.json (`cdk acknowledge`, `cdk cli-telemetry`) and passes on.
+CDK_CLI_KEYS = ("acknowledged-issue-numbers", "cli-telemetry")
 
 _NAME = r"[a-z][a-z0-9-]*"
 _ORIGIN = r"(https://[a-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:[0-9]{1,5})?"
 _EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 _PRINCIPAL_ARN = r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+"
 _NAMESPACE = r"(?!AWS/)[A-Za-z0-9._/#:-]{1,255}"
-_BUCKET = r"(?!xn--)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# S3's general purpose bucket naming rules: 3-63 of a-z 0-9 . -, a letter or digit at each end, no '..',
+# not an IP address, none of the reserved prefixes and suffixes.
+_BUCKET = (r"(?!xn--|sthree-|amzn-s3-demo-)(?!.*\.\.)(?![0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$)"
+           r"(?!.*(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # S3 keys safe in an IAM ARN (no '*' or '?' wildcards) and a URL: no leading '/', no empty or '..' segment.
 KEY_PREFIX_PATTERN = r"(?!/)(?!.*//)(?!(.*/)?\.\./)[A-Za-z0-9_.=+/-]+/"
 
@@ -44,59 +56,12 @@ class ConfigError(ValueError):
     """One or more context values are wrong; the message names each key and what it allows."""
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    """Everything the stack is built from. Field names are the cdk.json context keys."""
-
-    stage: str
-    service_name: str
-    metrics_namespace: str
-    log_level: str
-    architecture: str
-    python_runtime: str
-    memory_mb: int
-    timeout_seconds: int
-    reserved_concurrency: int | None
-    log_retention_days: int
-    auth: str
-    throttle_rate_limit: float
-    throttle_burst_limit: int
-    cors_allowed_origins: tuple[str, ...]
-    alarm_email: str | None
-    invoke_principals: tuple[str, ...]
-    max_instances: int | None
-    max_body_bytes: int | None
-    max_string_length: int | None
-    docs_enabled: bool
-    model_source: str
-    model_bucket_name: str | None
-    model_s3_key_prefix: str | None
-    model_sha256: str | None
-    deployment: str
-    pre_traffic_check: bool
-    snap_start: bool
-    provisioned_concurrency: int | None
-
-    @property
-    def model_is_published(self) -> bool:
-        """The function reads its model from S3 (model_source s3, with the keys publish printed)."""
-        return self.model_source == "s3" and self.model_s3_key_prefix is not None
-
-    @property
-    def stack_name(self) -> str:
-        return f"{self.service_name}-{self.stage}"
-
-    @property
-    def python_version(self) -> str:
-        """`python3.14` -> `3.14`, as pip's --python-version wants it."""
-        return self.python_runtime.removeprefix("python")
-
-
-def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
+def _integer(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        # bool is an int subclass: `true` must not pass as 1.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError
         return value
     return parse
@@ -113,9 +78,10 @@ def _number(low: float, high: float) -> Callable[[Any], float]:
 
 
 def _one_of(choices: tuple[Any, ...]) -> Callable[[Any], Any]:
+    """Exactly one of choices, or its spelling as a `-c key=value` string (so `true` is not the number 1)."""
     def parse(value: Any) -> Any:
         for choice in choices:
-            if value == choice or str(value) == str(choice):
+            if (type(value) is type(choice) and value == choice) or (isinstance(value, str) and value == str(choice)):
                 return choice
         raise ValueError
     return parse
@@ -150,63 +116,180 @@ def _list_of(parse: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
             stripped = value.strip()
             value = json.loads(stripped) if stripped.startswith("[") else [
                 item.strip() for item in stripped.split(",") if item.strip()]
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise ValueError
         return tuple(parse(item) for item in value)
     return parse_list
 
 
+def setting(default: Any, parse: Callable[[Any], Any], allowed: str, description: str) -> Any:
+    """A StackConfig field for one context key: its default, how to parse it, its rule and what it does."""
+    return field(default=default, metadata={"parse": parse, "allowed": allowed, "description": description})
+
+
+def _choices(values: tuple[Any, ...]) -> str:
+    return "one of " + ", ".join(map(str, values))
+
+
+_HANDLER_DEFAULTS = Settings()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the stack is built from. Field names are the cdk.json context keys."""
+
+    stage: str = setting(
+        "dev", _matching(_NAME, 16),
+        "lowercase letters, digits and '-', starting with a letter, at most 16 characters",
+        "Names the deployment: the stack is <service_name>-<stage>, and its resources are tagged with it.")
+    service_name: str = setting(
+        DEFAULT_SERVICE_NAME, _matching(_NAME, 40),
+        "lowercase letters, digits and '-', starting with a letter, at most 40 characters",
+        "Names the API: the stack, the service of the handler's logs and metrics, the alarm e-mails.")
+    metrics_namespace: str = setting(
+        DEFAULT_METRICS_NAMESPACE, _matching(_NAMESPACE),
+        "1-255 of A-Z a-z 0-9 . _ / # : -, not starting with AWS/",
+        "CloudWatch namespace of the handler's metrics and of the alarms and dashboard on them.")
+    log_level: str = setting(
+        "INFO", _one_of(LOG_LEVELS), _choices(LOG_LEVELS),
+        "The handler's log level.")
+    architecture: str = setting(
+        DEFAULT_ARCHITECTURE, _one_of(ARCHITECTURES), _choices(ARCHITECTURES),
+        "The function's CPU; the bundle's wheels are downloaded for it.")
+    python_runtime: str = setting(
+        DEFAULT_PYTHON_RUNTIME, _one_of(PYTHON_RUNTIMES), _choices(PYTHON_RUNTIMES),
+        "The function's Lambda runtime; the bundle's wheels are downloaded for its Python version.")
+    memory_mb: int = setting(
+        1769, _integer(128, 10240), "an integer from 128 to 10240",
+        "The function's memory. 1769 MB is one full vCPU: importing scikit-learn and loading the model takes "
+        "about 6 s of CPU at first start (the ONNX runtime under 1 s, see Budgets), and init must fit Lambda's "
+        "10 s limit. Less memory means proportionally less CPU.")
+    timeout_seconds: int = setting(
+        10, _integer(1, MAX_TIMEOUT_SECONDS), f"an integer from 1 to {MAX_TIMEOUT_SECONDS}",
+        "Longest one request may run (API Gateway gives up after 30 s); the p99 duration alarm fires at 80 % of it.")
+    reserved_concurrency: int | None = setting(
+        None, _optional(_integer(1, MAX_RESERVED_CONCURRENCY)),
+        f"null or an integer from 1 to {MAX_RESERVED_CONCURRENCY}",
+        "Concurrent executions reserved for, and the most allowed to, the function; null shares the account's "
+        "pool. The ceiling is ten times Lambda's default account quota of 1,000.")
+    log_retention_days: int = setting(
+        30, _one_of(LOG_RETENTION_DAYS), _choices(LOG_RETENTION_DAYS),
+        "Days the function's, the API's and the pre-traffic check's logs, and the model bucket's access logs, "
+        "are kept (CloudWatch's own choices).")
+    auth: str = setting(
+        "iam", _one_of(AUTH_MODES), _choices(AUTH_MODES),
+        "iam: every route needs a SigV4 signature of a principal allowed execute-api:Invoke; none: anyone with "
+        "the URL may call the API (synth warns).")
+    throttle_rate_limit: float = setting(
+        50, _number(1, 10000), "a number of requests per second from 1 to 10000",
+        "Steady requests per second the API lets through before answering 429.")
+    throttle_burst_limit: int = setting(
+        100, _integer(1, 5000), "an integer from 1 to 5000",
+        "Requests the API lets through at once above the steady rate.")
+    cors_allowed_origins: tuple[str, ...] = setting(
+        (), _list_of(_matching(_ORIGIN)),
+        "a list of origins such as https://app.example.com (http:// only for localhost; no '*')",
+        "Browser origins allowed to call the API (see Calling the API from a browser); empty sends no CORS headers.")
+    alarm_email: str | None = setting(
+        None, _optional(_matching(_EMAIL)), "null or an e-mail address",
+        "Gets every alarm and its recovery by e-mail (the address must confirm the subscription first).")
+    invoke_principals: tuple[str, ...] = setting(
+        (), _list_of(_matching(_PRINCIPAL_ARN, 2048)),
+        "a list of IAM role or user ARNs (arn:aws:iam::<account>:role/<name>) in the deploying account",
+        "Roles and users granted execute-api:Invoke on the API's routes.")
+    max_instances: int | None = setting(
+        None, _optional(_integer(1, MAX_REQUEST_BYTES)), f"null or an integer from 1 to {MAX_REQUEST_BYTES}",
+        f"Most instances one request may hold; null keeps the handler's default ({_HANDLER_DEFAULTS.max_instances}).")
+    max_body_bytes: int | None = setting(
+        None, _optional(_integer(64, MAX_REQUEST_BYTES)), f"null or an integer from 64 to {MAX_REQUEST_BYTES}",
+        f"Largest request body in bytes; null keeps the handler's default ({_HANDLER_DEFAULTS.max_body_bytes}).")
+    max_string_length: int | None = setting(
+        None, _optional(_integer(1, MAX_REQUEST_BYTES)), f"null or an integer from 1 to {MAX_REQUEST_BYTES}",
+        "Longest string value of a categorical feature; null keeps the handler's default "
+        f"({_HANDLER_DEFAULTS.max_string_length}).")
+    docs_enabled: bool = setting(
+        False, _boolean, "true or false",
+        "Serve GET /docs, an interactive page over /openapi.json (a browser cannot sign requests under iam auth).")
+    model_source: str = setting(
+        "bundled", _one_of(MODEL_SOURCES), _choices(MODEL_SOURCES),
+        "bundled: the model ships in the function's bundle; s3: the function reads a published model from S3 "
+        "(see Models in S3).")
+    model_bucket_name: str | None = setting(
+        None, _optional(_matching(_BUCKET, 63)),
+        "null or an S3 bucket name: 3-63 of a-z 0-9 . -, a letter or digit at each end, no '..', "
+        "not an IP address",
+        "With model_source s3: an existing bucket holding the published models; null has the stack create one.")
+    model_s3_key_prefix: str | None = setting(
+        None, _optional(_matching(KEY_PREFIX_PATTERN, 900)),
+        "null or the key prefix publish printed, e.g. models/churn/1.0.0/",
+        "The published model's key prefix, as make publish prints it; set together with model_sha256.")
+    model_sha256: str | None = setting(
+        None, _optional(_matching(SHA256_HEX.pattern)),
+        "null or the artifact's sha256 publish printed (64 lowercase hex characters)",
+        "The published artifact's sha256, as make publish prints it; it must be the sha256 in "
+        "model_artifacts/manifest.json, whose runtime the bundle's libraries are chosen for.")
+    deployment: str = setting(
+        "canary_10_percent_5_minutes", _one_of(DEPLOYMENTS), _choices(DEPLOYMENTS),
+        "How CodeDeploy shifts the live alias to a new version, rolling back on an alarm (see Safe rollout).")
+    pre_traffic_check: bool = setting(
+        False, _boolean, "true or false",
+        "Call the new version (/health, /model, /predict) before any traffic reaches it; a wrong answer fails "
+        "the deployment.")
+    snap_start: bool = setting(
+        False, _boolean, "true or false",
+        "SnapStart on published versions, for shorter cold starts; not together with provisioned_concurrency.")
+    provisioned_concurrency: int | None = setting(
+        None, _optional(_integer(1, 1000)), "null or an integer from 1 to 1000",
+        "Execution environments kept initialised for the live alias; at most reserved_concurrency when that is "
+        "set, and not together with snap_start.")
+
+    @property
+    def model_is_published(self) -> bool:
+        """The function reads its model from S3 (model_source s3, with the keys publish printed)."""
+        return self.model_source == "s3" and self.model_s3_key_prefix is not None
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.service_name}-{self.stage}"
+
+    @property
+    def python_version(self) -> str:
+        """`python3.14` -> `3.14`, as pip's --python-version wants it."""
+        return self.python_runtime.removeprefix("python")
+
+    def handler_settings(self, model_s3: S3ModelLocation | None = None) -> Settings:
+        """The handler's settings this config asks for: the limits that are set, docs, where the model is."""
+        limits = {name: getattr(self, name) for name in ("max_instances", "max_body_bytes", "max_string_length")
+                  if getattr(self, name) is not None}
+        return Settings(**limits, docs_enabled=self.docs_enabled, model_s3=model_s3)
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One context key: its default, what it allows (in words) and how to parse it."""
+    """One context key as StackConfig declares it."""
 
     key: str
     default: Any
     allowed: str
+    description: str
     parse: Callable[[Any], Any]
 
 
-SETTINGS = (
-    Setting("stage", "dev", "lowercase letters, digits and '-', starting with a letter, at most 16 characters",
-            _matching(_NAME, 16)),
-    Setting("service_name", "model-api",
-            "lowercase letters, digits and '-', starting with a letter, at most 40 characters",
-            _matching(_NAME, 40)),
-    Setting("metrics_namespace", "SklearnModelApi",
-            "1-255 of A-Z a-z 0-9 . _ / # : -, not starting with AWS/", _matching(_NAMESPACE)),
-    Setting("log_level", "INFO", f"one of {', '.join(LOG_LEVELS)}", _one_of(LOG_LEVELS)),
-    Setting("architecture", DEFAULT_ARCHITECTURE, f"one of {', '.join(ARCHITECTURES)}", _one_of(ARCHITECTURES)),
-    Setting("python_runtime", DEFAULT_PYTHON_RUNTIME, f"one of {', '.join(PYTHON_RUNTIMES)}", _one_of(PYTHON_RUNTIMES)),
-    Setting("memory_mb", 1769, "an integer from 128 to 10240", _integer(128, 10240)),
-    Setting("timeout_seconds", 10, f"an integer from 1 to {MAX_TIMEOUT_SECONDS}", _integer(1, MAX_TIMEOUT_SECONDS)),
-    Setting("reserved_concurrency", None, "null or an integer >= 1", _optional(_integer(1))),
-    Setting("log_retention_days", 30, f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
-            _one_of(LOG_RETENTION_DAYS)),
-    Setting("auth", "iam", f"one of {', '.join(AUTH_MODES)}", _one_of(AUTH_MODES)),
-    Setting("throttle_rate_limit", 50, "a number of requests per second from 1 to 10000", _number(1, 10000)),
-    Setting("throttle_burst_limit", 100, "an integer from 1 to 5000", _integer(1, 5000)),
-    Setting("cors_allowed_origins", [], "a list of origins such as https://app.example.com "
-            "(http:// only for localhost; no '*')", _list_of(_matching(_ORIGIN))),
-    Setting("alarm_email", None, "null or an e-mail address", _optional(_matching(_EMAIL))),
-    Setting("invoke_principals", [], "a list of IAM role or user ARNs (arn:aws:iam::<account>:role/<name>) "
-            "in the deploying account", _list_of(_matching(_PRINCIPAL_ARN, 2048))),
-    Setting("max_instances", None, "null (the handler's default) or an integer >= 1", _optional(_integer(1))),
-    Setting("max_body_bytes", None, "null (the handler's default) or an integer from 64 to 6291456",
-            _optional(_integer(64, 6_291_456))),
-    Setting("max_string_length", None, "null (the handler's default) or an integer >= 1", _optional(_integer(1))),
-    Setting("docs_enabled", False, "true or false", _boolean),
-    Setting("model_source", "bundled", f"one of {', '.join(MODEL_SOURCES)}", _one_of(MODEL_SOURCES)),
-    Setting("model_bucket_name", None, "null (the stack creates the bucket) or an existing S3 bucket's name",
-            _optional(_matching(_BUCKET, 63))),
-    Setting("model_s3_key_prefix", None, "null or the key prefix publish printed, e.g. models/churn/1.0.0/",
-            _optional(_matching(KEY_PREFIX_PATTERN, 900))),
-    Setting("model_sha256", None, "null or the artifact's sha256 publish printed (64 lowercase hex characters)",
-            _optional(_matching(SHA256_HEX.pattern))),
-    Setting("deployment", "canary_10_percent_5_minutes", f"one of {', '.join(DEPLOYMENTS)}", _one_of(DEPLOYMENTS)),
-    Setting("pre_traffic_check", False, "true or false", _boolean),
-    Setting("snap_start", False, "true or false", _boolean),
-    Setting("provisioned_concurrency", None, "null or an integer from 1 to 1000", _optional(_integer(1, 1000))),
-)
+SETTINGS = tuple(Setting(key=declared.name, default=declared.default, **declared.metadata)
+                 for declared in dataclasses.fields(StackConfig))
+
+
+def settings_table() -> str:
+    """The README's settings table: one row per context key, from the declarations above."""
+    rows = ["| key | default | allowed | what it does |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{setting.key}` | `{json.dumps(setting.default)}` | {_cell(setting.allowed)} "
+             f"| {_cell(setting.description)} |" for setting in SETTINGS]
+    return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    """text inside a Markdown table cell: no column break, emphasis or HTML tag (`<name>` stays visible)."""
+    return text.replace("|", r"\|").replace("*", r"\*").replace("<", r"\<")
 
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -227,41 +310,53 @@ def load_config(context: Mapping[str, Any]) -> StackConfig:
     values: dict[str, Any] = {}
     problems = _unknown_keys(context)
     for setting in SETTINGS:
-        raw = context.get(setting.key, setting.default)
+        if setting.key not in context:
+            continue
+        raw = context[setting.key]
         try:
             values[setting.key] = setting.parse(raw)
         except (ValueError, TypeError):
             problems.append(f"{setting.key}: got {raw!r}; allowed: {setting.allowed}")
     if not problems:
-        problems = _conflicts(values)
+        config = StackConfig(**values)
+        problems = _conflicts(config)
     if problems:
         raise ConfigError("invalid cdk.json context:\n  " + "\n  ".join(problems))
-    return StackConfig(**values)
+    return config
 
 
-def _conflicts(values: Mapping[str, Any]) -> list[str]:
+def _conflicts(config: StackConfig) -> list[str]:
     """Values that are valid alone but not together."""
     problems = []
-    if values["snap_start"] and values["provisioned_concurrency"] is not None:
+    if config.snap_start and config.provisioned_concurrency is not None:
         problems.append("snap_start and provisioned_concurrency: choose one; AWS Lambda does not support SnapStart "
                         "with provisioned concurrency (set snap_start to false or provisioned_concurrency to null)")
-    reserved, provisioned = values["reserved_concurrency"], values["provisioned_concurrency"]
+    reserved, provisioned = config.reserved_concurrency, config.provisioned_concurrency
     if reserved is not None and provisioned is not None and provisioned > reserved:
         problems.append(f"provisioned_concurrency: got {provisioned}; "
                         f"allowed: at most reserved_concurrency ({reserved})")
-    if (values["model_s3_key_prefix"] is None) != (values["model_sha256"] is None):
+    if (config.model_s3_key_prefix is None) != (config.model_sha256 is None):
         problems.append("model_s3_key_prefix and model_sha256: set both (as publish prints them) or neither")
     return problems
 
 
 def _unknown_keys(context: Mapping[str, Any]) -> list[str]:
-    """Catch typos in our keys; CDK's own keys carry '@' or ':' and are left alone."""
+    """Every key that is not ours, with the one meant when it is a near miss (`Stage`, `memory-mb`, `memroy_mb`).
+
+    CDK's own keys carry '@' or ':' (feature flags, lookups, CLI options) and are left alone, as are the few
+    plain keys the CDK CLI keeps in cdk.context.json.
+    """
     known = [setting.key for setting in SETTINGS]
     problems = []
     for key in context:
-        if re.fullmatch(r"[a-z][a-z0-9_]*", key) and key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"{key}: unknown context key{hint}; known keys: {', '.join(known)}")
+        if key in known or key in CDK_CLI_KEYS or "@" in key or ":" in key:
+            continue
+        spelled = key.strip().lower().replace("-", "_")
+        close = [spelled] if spelled in known else difflib.get_close_matches(spelled, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{key}: unknown context key{hint}; known keys: {', '.join(known)}")
     return problems
 
+
+if __name__ == "__main__":
+    print(settings_table())

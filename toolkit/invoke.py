@@ -25,10 +25,10 @@ from botocore.credentials import Credentials
 
 from handler.manifest import read_manifest
 from infra.config import project_config
+from infra.outputs import API_URL
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "execute-api"
-URL_OUTPUT = "ApiUrl"
 # API Gateway gives up on the integration after 30 s.
 TIMEOUT_SECONDS = 35
 
@@ -59,7 +59,7 @@ def region_from_url(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def stack_output(session: botocore.session.Session, region: str, stack_name: str, key: str = URL_OUTPUT) -> str:
+def stack_output(session: botocore.session.Session, region: str, stack_name: str, key: str = API_URL) -> str:
     """One output of the deployed stack (by default the API's base URL)."""
     cloudformation = session.create_client("cloudformation", region_name=region)
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]

@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from infra.outputs import FUNCTION_LOG_GROUP
 from toolkit.budgets import Check, load_budgets, report
 from toolkit.invoke import add_api_arguments, deployed_api, example_body, send, signed_request, stack_output
 from toolkit.measure import Percentiles, percentiles
 
-LOG_GROUP_OUTPUT = "FunctionLogGroupName"
 REPORT_PATTERN = re.compile(
     r"REPORT RequestId: (?P<request_id>\S+)\s+Duration: (?P<duration>[\d.]+) ms\s+"
     r"Billed Duration: [\d.]+ ms\s+Memory Size: (?P<memory_size>\d+) MB\s+"
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-group", help="the function's log group (default: the stack's output)")
     args = parser.parse_args(argv)
     api = deployed_api(parser, args)
-    log_group = args.log_group or stack_output(api.session, api.region, api.stack, LOG_GROUP_OUTPUT)
+    log_group = args.log_group or stack_output(api.session, api.region, api.stack, FUNCTION_LOG_GROUP)
     since_ms = int(time.time() * 1000) - 1000
     body = example_body(rows=1)  # the budgets it is checked against are for one row
     statuses = [send(signed_request(f"{api.url}/predict", body=body, credentials=api.credentials,

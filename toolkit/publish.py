@@ -25,7 +25,8 @@ import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.manifest import MANIFEST_FILE, ManifestError, read_manifest
-from infra.config import KEY_PREFIX_PATTERN, MODEL_BUCKET_OUTPUT, project_config
+from infra.config import KEY_PREFIX_PATTERN, project_config
+from infra.outputs import MODEL_BUCKET
 from toolkit.invoke import stack_output
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ def target_bucket(session: botocore.session.Session, region: str, *, bucket: str
     config = project_config()
     if config.model_bucket_name:
         return config.model_bucket_name, True
-    return stack_output(session, region, stack or config.stack_name, MODEL_BUCKET_OUTPUT), False
+    return stack_output(session, region, stack or config.stack_name, MODEL_BUCKET), False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 import jsii
-from aws_cdk import Acknowledgment, Annotations, CfnOutput, Duration, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_iam as iam
@@ -16,11 +16,11 @@ from aws_cdk.aws_apigatewayv2_authorizers import HttpIamAuthorizer
 from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct
 
+from handler.routes import served_routes
 from infra.constructs.log_group import retained_log_group
+from infra.constructs.stack_output import stable_output
+from infra.outputs import API_URL
 
-# The handler's routes. GET /docs only with docs_enabled: under IAM auth a browser cannot open it unsigned.
-ROUTES = (("POST", "/predict"), ("GET", "/health"), ("GET", "/model"), ("GET", "/openapi.json"))
-DOCS_ROUTE = ("GET", "/docs")
 # `$default` serves the routes at the root, so the handler sees /predict, not /<stage>/predict.
 STAGE_NAME = "$default"
 ACCESS_LOG_FIELDS = {
@@ -42,40 +42,40 @@ CORS_HEADERS = ("authorization", "content-type", "x-amz-date", "x-amz-security-t
 
 
 class ModelApi(Construct):
-    """The handler's routes (`ROUTES`, plus /docs when enabled) on an HTTP API in front of `api_handler`."""
+    """The handler's routes (handler.routes; /docs only when enabled) on an HTTP API in front of `handler`."""
 
     def __init__(self, scope: Construct, construct_id: str, *,
-                 api_handler: lambda_.IFunction,
-                 api_require_iam_auth: bool,
-                 api_throttling_rate_limit: float,
-                 api_throttling_burst_limit: int,
-                 api_cors_allowed_origins: Sequence[str],
-                 api_log_retention_days: int,
-                 api_docs_enabled: bool = False) -> None:
+                 handler: lambda_.IFunction,
+                 require_iam_auth: bool,
+                 throttling_rate_limit: float,
+                 throttling_burst_limit: int,
+                 log_retention_days: int,
+                 cors_allowed_origins: Sequence[str] = (),
+                 docs_enabled: bool = False) -> None:
         super().__init__(scope, construct_id)
-        self.routes = (*ROUTES, DOCS_ROUTE) if api_docs_enabled else ROUTES
+        # GET /docs only with docs_enabled: under IAM auth a browser cannot open it unsigned.
+        self.routes = served_routes(docs_enabled)
         self.http_api = apigwv2.HttpApi(
             self, "HttpApi",
-            description="Model API: " + ", ".join(f"{method} {path}" for method, path in self.routes),
+            description="Model API: " + ", ".join(f"{route.method} {route.path}" for route in self.routes),
             create_default_stage=False,
-            default_authorizer=HttpIamAuthorizer() if api_require_iam_auth else apigwv2.HttpNoneAuthorizer(),
-            cors_preflight=_cors(api_cors_allowed_origins),
+            default_authorizer=HttpIamAuthorizer() if require_iam_auth else apigwv2.HttpNoneAuthorizer(),
+            cors_preflight=_cors(cors_allowed_origins),
         )
-        integration = HttpLambdaIntegration("ModelIntegration", api_handler)
-        for method, path in self.routes:
-            self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod(method)], integration=integration)
-        self.access_logs = retained_log_group(self, "AccessLogs", retention_days=api_log_retention_days)
+        integration = HttpLambdaIntegration("ModelIntegration", handler)
+        for route in self.routes:
+            self.http_api.add_routes(path=route.path, methods=[apigwv2.HttpMethod(route.method)],
+                                     integration=integration)
+        self.access_logs = retained_log_group(self, "AccessLogs", retention_days=log_retention_days)
         self.stage = self.http_api.add_stage(
             "DefaultStage",
             stage_name=STAGE_NAME,
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=api_throttling_rate_limit,
-                                              burst_limit=api_throttling_burst_limit),
+            throttle=apigwv2.ThrottleSettings(rate_limit=throttling_rate_limit, burst_limit=throttling_burst_limit),
             access_log_settings=_AccessLogSettings(self.access_logs),
         )
-        url = CfnOutput(self, "ApiUrl", value=self.stage.url, description="Base URL of the model API")
-        url.override_logical_id("ApiUrl")  # a stable output key for toolkit.invoke and CI
-        if not api_require_iam_auth:
+        stable_output(self, API_URL, value=self.stage.url, description="Base URL of the model API")
+        if not require_iam_auth:
             self._allow_anonymous_callers()
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -83,8 +83,8 @@ class ModelApi(Construct):
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["execute-api:Invoke"],
-            resource_arns=[self.http_api.arn_for_execute_api(method, path, STAGE_NAME)
-                           for method, path in self.routes],
+            resource_arns=[self.http_api.arn_for_execute_api(route.method, route.path, STAGE_NAME)
+                           for route in self.routes],
         )
 
     def _allow_anonymous_callers(self) -> None:

@@ -13,30 +13,36 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from infra.constructs.api import ModelApi
+from infra.constructs.function import ModelFunction
+
 PERIOD = Duration.minutes(5)
 # p99 duration this close to the timeout means requests are about to be cut off.
 DURATION_ALARM_SHARE_OF_TIMEOUT = 0.8
 
 
 class ModelMonitoring(Construct):
-    """Alarms (missing data is not breaching), optional SNS e-mail, and a dashboard for one model API."""
+    """Alarms (missing data is not breaching), optional SNS e-mail, and a dashboard for one model API.
+
+    `service_name` and `metrics_namespace` are the ones the handler publishes its own metrics under.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *,
-                 monitoring_function: lambda_.IFunction,
-                 monitoring_api: apigwv2.IHttpApi,
-                 monitoring_timeout: Duration,
-                 monitoring_service_name: str,
-                 monitoring_metrics_namespace: str,
-                 monitoring_alarm_email: str | None) -> None:
+                 function: ModelFunction,
+                 api: ModelApi,
+                 service_name: str,
+                 metrics_namespace: str,
+                 alarm_email: str | None = None) -> None:
         super().__init__(scope, construct_id)
-        self._namespace = monitoring_metrics_namespace
-        self._service_name = monitoring_service_name
-        function, api = monitoring_function, monitoring_api
-        duration_threshold = monitoring_timeout.to_milliseconds() * DURATION_ALARM_SHARE_OF_TIMEOUT
-        api_5xx = self._alarm("Api5xx", api.metric_server_error(period=PERIOD, statistic="Sum"), 1,
+        self._namespace = metrics_namespace
+        self._service_name = service_name
+        lambda_function, http_api = function.function, api.http_api
+        duration_threshold = lambda_function.timeout.to_milliseconds() * DURATION_ALARM_SHARE_OF_TIMEOUT
+        api_5xx = self._alarm("Api5xx", http_api.metric_server_error(period=PERIOD, statistic="Sum"), 1,
                               "The API answered 5xx: the function failed, timed out or was throttled")
-        function_errors = self._alarm("FunctionErrors", function.metric_errors(period=PERIOD, statistic="Sum"), 1,
-                                      "The function raised an unhandled error or timed out")
+        function_errors = self._alarm(
+            "FunctionErrors", lambda_function.metric_errors(period=PERIOD, statistic="Sum"), 1,
+            "The function raised an unhandled error or timed out")
         model_load_failure = self._alarm(
             "ModelLoadFailure", self._custom_metric("ModelLoadFailure", "Sum"), 1,
             "The model artifact failed verification or loading at init: every request gets 503")
@@ -45,14 +51,15 @@ class ModelMonitoring(Construct):
         self.alarms = [
             api_5xx,
             function_errors,
-            self._alarm("FunctionThrottles", function.metric_throttles(period=PERIOD, statistic="Sum"), 1,
+            self._alarm("FunctionThrottles", lambda_function.metric_throttles(period=PERIOD, statistic="Sum"), 1,
                         "Lambda throttled invocations: concurrency limit reached"),
-            self._alarm("DurationP99", function.metric_duration(period=PERIOD, statistic="p99"), duration_threshold,
+            self._alarm("DurationP99", lambda_function.metric_duration(period=PERIOD, statistic="p99"),
+                        duration_threshold,
                         f"p99 duration is at {DURATION_ALARM_SHARE_OF_TIMEOUT:.0%} of the timeout or more"),
             model_load_failure,
         ]
-        self.topic = self._notify(monitoring_alarm_email) if monitoring_alarm_email else None
-        self.dashboard = self._dashboard(function, api)
+        self.topic = self._notify(alarm_email) if alarm_email else None
+        self.dashboard = self._dashboard(lambda_function, http_api)
 
     def _custom_metric(self, name: str, statistic: str, **extra_dimensions: str) -> cloudwatch.Metric:
         """A metric the handler publishes through Powertools (EMF), dimensioned by service."""

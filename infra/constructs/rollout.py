@@ -30,24 +30,26 @@ HOOK_TIMEOUT = Duration.minutes(3)
 
 
 class ModelRollout(Construct):
-    """A CodeDeploy deployment group for `rollout_alias`, rolled back by `rollout_alarms`."""
+    """A CodeDeploy deployment group for `alias`, rolled back by `alarms`.
+
+    With `pre_traffic_check`, a hook first checks that the new version serves the model of `expected_sha256`.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *,
-                 rollout_alias: lambda_.Alias,
-                 rollout_deployment: str,
-                 rollout_alarms: Sequence[cloudwatch.IAlarm],
-                 rollout_pre_traffic_check: bool,
-                 rollout_expected_sha256: str,
-                 rollout_log_retention_days: int) -> None:
+                 alias: lambda_.Alias,
+                 alarms: Sequence[cloudwatch.IAlarm],
+                 deployment: str,
+                 expected_sha256: str,
+                 log_retention_days: int,
+                 pre_traffic_check: bool = False) -> None:
         super().__init__(scope, construct_id)
-        self.pre_traffic_hook = (self._pre_traffic_hook(rollout_alias.version, rollout_expected_sha256,
-                                                        rollout_log_retention_days)
-                                 if rollout_pre_traffic_check else None)
+        self.pre_traffic_hook = (self._pre_traffic_hook(alias.version, expected_sha256, log_retention_days)
+                                 if pre_traffic_check else None)
         self.deployment_group = codedeploy.LambdaDeploymentGroup(
             self, "DeploymentGroup",
-            alias=rollout_alias,
-            deployment_config=DEPLOYMENT_CONFIGS[rollout_deployment],
-            alarms=list(rollout_alarms),
+            alias=alias,
+            deployment_config=DEPLOYMENT_CONFIGS[deployment],
+            alarms=list(alarms),
             auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True,
                                                         deployment_in_alarm=True),
             pre_hook=self.pre_traffic_hook,

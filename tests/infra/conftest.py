@@ -7,19 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.app import build
 from builder.bundler import Bundle
+from handler.config import MAX_INSTANCES, SERVICE_NAME
+from infra.app import build
+from infra.constructs.api import ModelApi
+from infra.constructs.function import ModelFunction
 from tests.helpers import PROJECT_ROOT
-
 
 # cdk.json's feature flags, as every real synth has them (e.g. S3 access logs by bucket policy, not ACL).
 FEATURE_FLAGS = {key: value for key, value in
                  json.loads((PROJECT_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"].items()
                  if key.startswith("@")}
+# Two of the variables handler.config names, so a test can tell the environment given from any other.
+FUNCTION_ENVIRONMENT = {SERVICE_NAME: "churn-api", MAX_INSTANCES: "50"}
 
 
 @pytest.fixture
@@ -61,3 +65,25 @@ def synthesized_app(cdk_context: dict[str, Any], lambda_bundle: Bundle,
 def logical_id(construct: Construct) -> str:
     """The CloudFormation logical ID of an L2 construct's resource."""
     return Stack.of(construct).resolve(construct.node.default_child.logical_id)
+
+
+def make_function(stack: Stack, code: lambda_.Code, **overrides: Any) -> ModelFunction:
+    """A model function as the stack makes one, with `overrides` changed."""
+    arguments: dict[str, Any] = {
+        "code": code,
+        "runtime": "python3.14",
+        "architecture": "arm64",
+        "memory_mb": 1769,
+        "timeout": Duration.seconds(10),
+        "log_retention_days": 30,
+        "environment": FUNCTION_ENVIRONMENT,
+        "description": "Serves the model behind the churn-api API",
+    }
+    return ModelFunction(stack, "Model", **{**arguments, **overrides})
+
+
+def make_api(stack: Stack, handler: lambda_.IFunction, **overrides: Any) -> ModelApi:
+    """A model API in front of handler, with `overrides` changed."""
+    arguments: dict[str, Any] = {"handler": handler, "require_iam_auth": True, "throttling_rate_limit": 25,
+                                 "throttling_burst_limit": 40, "log_retention_days": 90}
+    return ModelApi(stack, "Api", **{**arguments, **overrides})

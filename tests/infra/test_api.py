@@ -10,24 +10,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
 
-from infra.constructs.api import ACCESS_LOG_FIELDS, ROUTES, ModelApi
-from tests.infra.conftest import logical_id
+from handler.routes import ROUTES
+from infra.constructs.api import ACCESS_LOG_FIELDS, ModelApi
+from infra.outputs import API_URL
+from tests.infra.conftest import logical_id, make_api
 
 ROUTE_KEYS = {"POST /predict", "GET /health", "GET /model", "GET /openapi.json"}
 
 
-def make_api(stack: Stack, code: lambda_.Code, **overrides: Any) -> tuple[ModelApi, lambda_.Function]:
+def make_api_and_handler(stack: Stack, code: lambda_.Code, **overrides: Any) -> tuple[ModelApi, lambda_.Function]:
     handler = lambda_.Function(stack, "Handler", runtime=lambda_.Runtime.PYTHON_3_14,
                                handler="index.lambda_handler", code=code)
-    arguments: dict[str, Any] = {
-        "api_handler": handler,
-        "api_require_iam_auth": True,
-        "api_throttling_rate_limit": 25,
-        "api_throttling_burst_limit": 40,
-        "api_cors_allowed_origins": [],
-        "api_log_retention_days": 90,
-    }
-    return ModelApi(stack, "Api", **{**arguments, **overrides}), handler
+    return make_api(stack, handler, **overrides), handler
 
 
 def routes(template: Template) -> dict[str, dict[str, Any]]:
@@ -35,17 +29,21 @@ def routes(template: Template) -> dict[str, dict[str, Any]]:
             for route in template.find_resources("AWS::ApiGatewayV2::Route").values()}
 
 
-def test_the_api_routes_are_the_handlers_routes(handler_app):
+def test_the_api_routes_are_the_handlers_routes(stack, tiny_code, handler_app):
     # Given: the handler as initialised without DOCS_ENABLED, as the stack deploys it
-    served = {f"{method} {path}" for path, (method, _) in handler_app.ROUTES.items()}
+    served = {f"{route.method} {route.path}" for route in handler_app.ROUTES.values()}
+
+    # When
+    api, _ = make_api_and_handler(stack, tiny_code)
 
     # Then
-    assert {f"{method} {path}" for method, path in ROUTES} == served == ROUTE_KEYS
+    assert {f"{route.method} {route.path}" for route in api.routes} == served == ROUTE_KEYS
+    assert api.routes == ROUTES
 
 
 def test_every_route_requires_iam_signatures(stack, tiny_code):
     # Given / When
-    make_api(stack, tiny_code)
+    make_api_and_handler(stack, tiny_code)
 
     # Then
     found = routes(Template.from_stack(stack))
@@ -55,7 +53,7 @@ def test_every_route_requires_iam_signatures(stack, tiny_code):
 
 def test_docs_enabled_adds_the_docs_route_with_the_same_auth_and_grants(stack, tiny_code):
     # Given / When
-    api, _ = make_api(stack, tiny_code, api_docs_enabled=True)
+    api, _ = make_api_and_handler(stack, tiny_code, docs_enabled=True)
     api.grant_invoke(iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal()))
 
     # Then
@@ -71,7 +69,7 @@ def test_docs_enabled_adds_the_docs_route_with_the_same_auth_and_grants(stack, t
 
 def test_routes_reach_the_handler_with_payload_format_2(stack, tiny_code):
     # Given / When
-    _, handler = make_api(stack, tiny_code)
+    _, handler = make_api_and_handler(stack, tiny_code)
 
     # Then
     template = Template.from_stack(stack)
@@ -86,7 +84,7 @@ def test_routes_reach_the_handler_with_payload_format_2(stack, tiny_code):
 
 def test_auth_none_opens_every_route_and_warns(stack, tiny_code):
     # Given / When
-    make_api(stack, tiny_code, api_require_iam_auth=False)
+    make_api_and_handler(stack, tiny_code, require_iam_auth=False)
 
     # Then
     found = routes(Template.from_stack(stack))
@@ -96,7 +94,7 @@ def test_auth_none_opens_every_route_and_warns(stack, tiny_code):
 
 def test_default_stage_is_throttled_and_deploys_itself(stack, tiny_code):
     # Given / When
-    make_api(stack, tiny_code)
+    make_api_and_handler(stack, tiny_code)
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::ApiGatewayV2::Stage", {
@@ -108,7 +106,7 @@ def test_default_stage_is_throttled_and_deploys_itself(stack, tiny_code):
 
 def test_access_logs_are_one_json_object_per_request_in_a_retained_group(stack, tiny_code):
     # Given / When
-    api, _ = make_api(stack, tiny_code)
+    api, _ = make_api_and_handler(stack, tiny_code)
 
     # Then
     template = Template.from_stack(stack)
@@ -122,7 +120,7 @@ def test_access_logs_are_one_json_object_per_request_in_a_retained_group(stack, 
 
 def test_no_cors_unless_origins_are_configured(stack, tiny_code):
     # Given / When
-    make_api(stack, tiny_code)
+    make_api_and_handler(stack, tiny_code)
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::ApiGatewayV2::Api", {
@@ -132,7 +130,7 @@ def test_no_cors_unless_origins_are_configured(stack, tiny_code):
 
 def test_cors_allows_only_the_configured_origins_and_signing_headers(stack, tiny_code):
     # Given / When
-    make_api(stack, tiny_code, api_cors_allowed_origins=["https://app.example.com"])
+    make_api_and_handler(stack, tiny_code, cors_allowed_origins=["https://app.example.com"])
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::ApiGatewayV2::Api", {
@@ -147,7 +145,7 @@ def test_cors_allows_only_the_configured_origins_and_signing_headers(stack, tiny
 
 def test_grant_invoke_allows_exactly_this_apis_routes_on_its_stage(stack, tiny_code):
     # Given
-    api, _ = make_api(stack, tiny_code)
+    api, _ = make_api_and_handler(stack, tiny_code)
     caller = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
 
     # When
@@ -164,11 +162,11 @@ def test_grant_invoke_allows_exactly_this_apis_routes_on_its_stage(stack, tiny_c
 
 def test_api_url_is_a_stable_stack_output(stack, tiny_code):
     # Given / When
-    make_api(stack, tiny_code)
+    make_api_and_handler(stack, tiny_code)
 
     # Then
-    outputs = Template.from_stack(stack).find_outputs("ApiUrl")
-    assert "execute-api" in json.dumps(outputs["ApiUrl"]["Value"])
+    outputs = Template.from_stack(stack).find_outputs(API_URL)
+    assert "execute-api" in json.dumps(outputs[API_URL]["Value"])
 
 
 def _execute_api_arn(api_id: str, route: str) -> dict[str, Any]:

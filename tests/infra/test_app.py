@@ -13,6 +13,7 @@ import pytest
 from aws_cdk import App
 from cfnlint.api import lint_file
 
+from handler.config import MODEL_S3_PREFIX, MODEL_SHA256
 from infra.app import build
 from tests.helpers import PROJECT_ROOT
 
@@ -115,7 +116,7 @@ def test_a_published_model_ships_only_the_handler_and_its_libraries(cdk_context,
         "model_artifacts"}
     variables = [properties["Environment"]["Variables"] for kind, properties in resources(tmp_path / "cdk.out").values()
                  if kind == "AWS::Lambda::Function" and properties["Handler"] == "handler.app.lambda_handler"]
-    assert [(found["MODEL_S3_PREFIX"], found["MODEL_SHA256"]) for found in variables] == [
+    assert [(found[MODEL_S3_PREFIX], found[MODEL_SHA256]) for found in variables] == [
         (published["model_s3_key_prefix"], demo_manifest["sha256"])]
 
 

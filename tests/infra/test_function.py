@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from infra.constructs.function import ModelFunction
-from tests.infra.conftest import logical_id
-
-
-def make_function(stack: Stack, code: lambda_.Code, **overrides: Any) -> ModelFunction:
-    arguments: dict[str, Any] = {
-        "function_code": code,
-        "function_runtime": "python3.14",
-        "function_architecture": "arm64",
-        "function_memory_mb": 1769,
-        "function_timeout": Duration.seconds(10),
-        "function_reserved_concurrency": None,
-        "function_log_retention_days": 30,
-        "function_service_name": "churn-api",
-        "function_metrics_namespace": "ChurnModels",
-        "function_log_level": "INFO",
-    }
-    return ModelFunction(stack, "Model", **{**arguments, **overrides})
+from handler.config import MODEL_SHA256
+from infra.outputs import FUNCTION_LOG_GROUP
+from tests.infra.conftest import FUNCTION_ENVIRONMENT, logical_id, make_function
 
 
 def test_function_runs_the_handler_on_the_configured_runtime_architecture_and_size(stack, tiny_code):
@@ -42,13 +25,14 @@ def test_function_runs_the_handler_on_the_configured_runtime_architecture_and_si
         "Timeout": 10,
         "TracingConfig": {"Mode": "Active"},
         "ReservedConcurrentExecutions": Match.absent(),
+        "Description": "Serves the model behind the churn-api API",
     })
 
 
 def test_other_architecture_runtime_and_reserved_concurrency_are_passed_through(stack, tiny_code):
     # Given / When
-    make_function(stack, tiny_code, function_architecture="x86_64", function_runtime="python3.13",
-                  function_reserved_concurrency=5, function_timeout=Duration.seconds(29))
+    make_function(stack, tiny_code, architecture="x86_64", runtime="python3.13",
+                  reserved_concurrency=5, timeout=Duration.seconds(29))
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {
@@ -56,18 +40,13 @@ def test_other_architecture_runtime_and_reserved_concurrency_are_passed_through(
     })
 
 
-def test_environment_holds_powertools_settings_and_only_the_limits_that_are_set(stack, tiny_code):
+def test_the_environment_is_exactly_the_one_given(stack, tiny_code):
     # Given / When
-    make_function(stack, tiny_code, function_log_level="DEBUG", function_max_instances=50)
+    make_function(stack, tiny_code)
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {
-        "Environment": {"Variables": Match.object_equals({
-            "POWERTOOLS_SERVICE_NAME": "churn-api",
-            "POWERTOOLS_METRICS_NAMESPACE": "ChurnModels",
-            "POWERTOOLS_LOG_LEVEL": "DEBUG",
-            "MAX_INSTANCES": "50",
-        })},
+        "Environment": {"Variables": Match.object_equals(FUNCTION_ENVIRONMENT)},
     })
 
 
@@ -88,7 +67,7 @@ def test_live_alias_points_at_a_published_version(stack, tiny_code):
 
 def test_function_logs_to_its_own_group_kept_for_the_retention_period(stack, tiny_code):
     # Given / When
-    model = make_function(stack, tiny_code, function_log_retention_days=14)
+    model = make_function(stack, tiny_code, log_retention_days=14)
 
     # Then
     template = Template.from_stack(stack)
@@ -99,7 +78,7 @@ def test_function_logs_to_its_own_group_kept_for_the_retention_period(stack, tin
         "Properties": {"RetentionInDays": 14}, "DeletionPolicy": "Delete",
     })
     # And its name is a stack output, for the post-deploy check to read REPORT lines from
-    template.has_output("FunctionLogGroupName", {"Value": {"Ref": logical_id(model.log_group)}})
+    template.has_output(FUNCTION_LOG_GROUP, {"Value": {"Ref": logical_id(model.log_group)}})
 
 
 def test_role_may_write_only_its_own_log_group_and_xray_traces(stack, tiny_code):
@@ -135,7 +114,7 @@ def test_a_replaced_version_is_deleted_not_kept(stack, tiny_code):
 @pytest.mark.parametrize(("snap_start", "expected"), [(True, {"ApplyOn": "PublishedVersions"}), (False, None)])
 def test_snap_start_applies_to_published_versions_only_when_asked(stack, tiny_code, snap_start, expected):
     # Given / When
-    make_function(stack, tiny_code, function_snap_start=snap_start)
+    make_function(stack, tiny_code, snap_start=snap_start)
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {
@@ -144,7 +123,7 @@ def test_snap_start_applies_to_published_versions_only_when_asked(stack, tiny_co
 
 def test_provisioned_concurrency_is_set_on_the_live_alias(stack, tiny_code):
     # Given / When
-    make_function(stack, tiny_code, function_provisioned_concurrency=3)
+    make_function(stack, tiny_code, provisioned_concurrency=3)
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::Lambda::Alias", {
@@ -158,30 +137,10 @@ def test_a_new_model_location_alone_publishes_a_new_version(tmp_path):
     def version_id(sha256: str) -> str:
         stack = Stack()
         make_function(stack, lambda_.Code.from_asset(str(tmp_path)),
-                      function_model_environment={"MODEL_SHA256": sha256})
+                      environment={**FUNCTION_ENVIRONMENT, MODEL_SHA256: sha256})
         [version] = Template.from_stack(stack).find_resources("AWS::Lambda::Version")
         return version
 
     # When / Then
     assert version_id("a" * 64) != version_id("b" * 64)
     assert version_id("a" * 64) == version_id("a" * 64)
-
-
-@pytest.mark.parametrize(("docs_enabled", "expected"), [(False, Match.absent()), (True, "true")])
-def test_the_docs_page_is_switched_on_only_by_docs_enabled(stack, tiny_code, docs_enabled, expected):
-    # Given / When
-    make_function(stack, tiny_code, function_docs_enabled=docs_enabled)
-
-    # Then
-    Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {
-        "Environment": {"Variables": Match.object_like({"DOCS_ENABLED": expected})}})
-
-
-def test_the_model_environment_joins_the_handlers_settings(stack, tiny_code):
-    # Given / When
-    make_function(stack, tiny_code, function_model_environment={"MODEL_S3_BUCKET": "team-models"})
-
-    # Then
-    Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {
-        "Environment": {"Variables": Match.object_like({"MODEL_S3_BUCKET": "team-models",
-                                                        "POWERTOOLS_SERVICE_NAME": "churn-api"})}})

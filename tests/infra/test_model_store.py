@@ -9,17 +9,18 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from handler.config import load_settings
-from infra.constructs.model_store import ModelStore, PublishedModel
+from handler.config import S3ModelLocation
+from infra.constructs.model_store import ModelStore
+from infra.outputs import MODEL_BUCKET
 from tests.infra.conftest import logical_id
 
-MODEL = PublishedModel(key_prefix="models/churn/2.0.0/", artifact="model.onnx", sha256="b" * 64)
+PREFIX, SHA = "models/churn/2.0.0/", "b" * 64
 BLOCK_ALL = {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
              "RestrictPublicBuckets": True}
 
 
 def make_store(stack: Stack, **overrides: Any) -> ModelStore:
-    arguments: dict[str, Any] = {"store_bucket_name": None, "store_access_log_retention_days": 90}
+    arguments: dict[str, Any] = {"bucket_name": None, "access_log_retention_days": 90}
     return ModelStore(stack, "ModelStore", **{**arguments, **overrides})
 
 
@@ -46,12 +47,12 @@ def test_the_created_bucket_is_versioned_encrypted_private_logged_and_retained(s
         "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
             "Effect": "Deny", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])},
     })
-    template.has_output("ModelBucketName", {"Value": {"Ref": logical_id(store.bucket)}})
+    template.has_output(MODEL_BUCKET, {"Value": {"Ref": logical_id(store.bucket)}})
 
 
 def test_access_logs_are_private_retained_expire_and_come_only_from_the_model_bucket(flagged_stack):
     # Given / When
-    store = make_store(flagged_stack, store_access_log_retention_days=30)
+    store = make_store(flagged_stack, access_log_retention_days=30)
 
     # Then
     template = Template.from_stack(flagged_stack)
@@ -72,22 +73,22 @@ def test_access_logs_are_private_retained_expire_and_come_only_from_the_model_bu
 
 def test_an_existing_bucket_is_used_as_it_is(stack):
     # Given / When
-    store = make_store(stack, store_bucket_name="team-models")
+    store = make_store(stack, bucket_name="team-models")
 
     # Then
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::S3::Bucket", 0)
-    template.has_output("ModelBucketName", {"Value": "team-models"})
+    template.has_output(MODEL_BUCKET, {"Value": "team-models"})
     assert stack.resolve(store.bucket.bucket_name) == "team-models"
 
 
 def test_reading_a_model_grants_get_object_on_exactly_its_two_keys(stack):
     # Given
-    store = make_store(stack, store_bucket_name="team-models")
+    store = make_store(stack, bucket_name="team-models")
     reader = iam.Role(stack, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
 
     # When
-    store.grant_read_model(reader, MODEL)
+    store.grant_read_model(reader, store.location(PREFIX, SHA), artifact="model.onnx")
 
     # Then
     [policy] = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
@@ -99,13 +100,14 @@ def test_reading_a_model_grants_get_object_on_exactly_its_two_keys(stack):
     assert "*" not in json.dumps(statement["Resource"])
 
 
-def test_the_model_environment_is_what_the_handler_reads_as_an_s3_location(stack):
+def test_a_models_location_is_in_this_bucket_as_the_handler_names_it(stack):
     # Given
-    store = make_store(stack, store_bucket_name="team-models")
+    store = make_store(stack)
 
     # When
-    environment = stack.resolve(store.model_environment(MODEL))
+    location = store.location(PREFIX, SHA)
 
     # Then
-    location = load_settings(environment).model_s3
-    assert (location.bucket, location.prefix, location.sha256) == ("team-models", MODEL.key_prefix, MODEL.sha256)
+    assert stack.resolve(location.bucket) == {"Ref": logical_id(store.bucket)}
+    assert (location.prefix, location.sha256) == (PREFIX, SHA)
+    assert isinstance(location, S3ModelLocation)

@@ -6,28 +6,22 @@ import json
 from typing import Any
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
+from infra.constructs.api import ModelApi
+from infra.constructs.function import ModelFunction
 from infra.constructs.monitoring import ModelMonitoring
-from tests.infra.conftest import logical_id
+from tests.infra.conftest import logical_id, make_api, make_function
 
 
-def make_monitoring(stack: Stack, code: lambda_.Code, **overrides: Any) -> tuple[lambda_.Function, apigwv2.HttpApi,
-                                                                                ModelMonitoring]:
-    function = lambda_.Function(stack, "Handler", runtime=lambda_.Runtime.PYTHON_3_14,
-                                handler="index.lambda_handler", code=code)
-    api = apigwv2.HttpApi(stack, "HttpApi")
-    arguments: dict[str, Any] = {
-        "monitoring_function": function,
-        "monitoring_api": api,
-        "monitoring_timeout": Duration.seconds(10),
-        "monitoring_service_name": "churn-api",
-        "monitoring_metrics_namespace": "ChurnModels",
-        "monitoring_alarm_email": None,
-    }
-    return function, api, ModelMonitoring(stack, "Monitoring", **{**arguments, **overrides})
+def make_monitoring(stack: Stack, code: lambda_.Code, timeout_seconds: int = 10,
+                    **overrides: Any) -> tuple[ModelFunction, ModelApi, ModelMonitoring]:
+    model = make_function(stack, code, timeout=Duration.seconds(timeout_seconds))
+    api = make_api(stack, model.alias)
+    arguments: dict[str, Any] = {"function": model, "api": api, "service_name": "churn-api",
+                                 "metrics_namespace": "ChurnModels"}
+    return model, api, ModelMonitoring(stack, "Monitoring", **{**arguments, **overrides})
 
 
 def alarms_by_metric(template: Template) -> dict[str, dict[str, Any]]:
@@ -37,13 +31,13 @@ def alarms_by_metric(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_alarms_watch_5xx_errors_throttles_duration_and_model_load_failures(stack, tiny_code):
     # Given / When
-    function, api, _ = make_monitoring(stack, tiny_code)
+    model, api, _ = make_monitoring(stack, tiny_code)
 
     # Then
     alarms = alarms_by_metric(Template.from_stack(stack))
-    function_dimension = [{"Name": "FunctionName", "Value": {"Ref": logical_id(function)}}]
+    function_dimension = [{"Name": "FunctionName", "Value": {"Ref": logical_id(model.function)}}]
     expected = {
-        "5xx": ("AWS/ApiGateway", [{"Name": "ApiId", "Value": {"Ref": logical_id(api)}}], "Sum", 1),
+        "5xx": ("AWS/ApiGateway", [{"Name": "ApiId", "Value": {"Ref": logical_id(api.http_api)}}], "Sum", 1),
         "Errors": ("AWS/Lambda", function_dimension, "Sum", 1),
         "Throttles": ("AWS/Lambda", function_dimension, "Sum", 1),
         "ModelLoadFailure": ("ChurnModels", [{"Name": "service", "Value": "churn-api"}], "Sum", 1),
@@ -58,7 +52,7 @@ def test_alarms_watch_5xx_errors_throttles_duration_and_model_load_failures(stac
 
 def test_p99_duration_alarm_fires_at_80_percent_of_the_timeout(stack, tiny_code):
     # Given / When
-    make_monitoring(stack, tiny_code, monitoring_timeout=Duration.seconds(20))
+    make_monitoring(stack, tiny_code, timeout_seconds=20)
 
     # Then
     duration = alarms_by_metric(Template.from_stack(stack))["Duration"]
@@ -89,7 +83,7 @@ def test_no_topic_without_an_alarm_email(stack, tiny_code):
 
 def test_alarm_email_gets_every_alarm_and_recovery_over_an_ssl_only_topic(stack, tiny_code):
     # Given / When
-    make_monitoring(stack, tiny_code, monitoring_alarm_email="ml-oncall@example.com")
+    make_monitoring(stack, tiny_code, alarm_email="ml-oncall@example.com")
 
     # Then
     template = Template.from_stack(stack)

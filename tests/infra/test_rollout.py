@@ -28,12 +28,11 @@ def make_rollout(stack: Stack, code: lambda_.Code, **overrides: Any) -> tuple[Mo
     alarms = [cloudwatch.Alarm(stack, f"Alarm{index}", metric=function.metric_errors(), threshold=1,
                                evaluation_periods=1) for index in range(3)]
     arguments: dict[str, Any] = {
-        "rollout_alias": alias,
-        "rollout_deployment": "canary_10_percent_5_minutes",
-        "rollout_alarms": alarms,
-        "rollout_pre_traffic_check": False,
-        "rollout_expected_sha256": SHA,
-        "rollout_log_retention_days": 30,
+        "alias": alias,
+        "alarms": alarms,
+        "deployment": "canary_10_percent_5_minutes",
+        "expected_sha256": SHA,
+        "log_retention_days": 30,
     }
     return ModelRollout(stack, "Rollout", **{**arguments, **overrides}), alias, alarms
 
@@ -45,7 +44,7 @@ def test_every_deployment_option_has_a_codedeploy_configuration():
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)
 def test_the_deployment_group_shifts_traffic_as_configured_and_rolls_back_on_the_alarms(stack, tiny_code, deployment):
     # Given / When
-    _, _, alarms = make_rollout(stack, tiny_code, rollout_deployment=deployment)
+    _, _, alarms = make_rollout(stack, tiny_code, deployment=deployment)
 
     # Then
     Template.from_stack(stack).has_resource_properties("AWS::CodeDeploy::DeploymentGroup", {
@@ -59,7 +58,7 @@ def test_the_deployment_group_shifts_traffic_as_configured_and_rolls_back_on_the
 
 def test_the_alias_is_updated_through_codedeploy_without_a_hook_by_default(stack, tiny_code):
     # Given / When
-    rollout, alias, _ = make_rollout(stack, tiny_code)
+    rollout, _, _ = make_rollout(stack, tiny_code)
 
     # Then
     template = Template.from_stack(stack)
@@ -73,7 +72,7 @@ def test_the_alias_is_updated_through_codedeploy_without_a_hook_by_default(stack
 
 def test_the_pre_traffic_hook_runs_before_traffic_and_may_invoke_only_the_new_version(stack, tiny_code):
     # Given / When
-    rollout, alias, _ = make_rollout(stack, tiny_code, rollout_pre_traffic_check=True)
+    rollout, alias, _ = make_rollout(stack, tiny_code, pre_traffic_check=True)
 
     # Then it runs before any traffic shifts, knowing the version and the sha256 to expect
     template = Template.from_stack(stack)

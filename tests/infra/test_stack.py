@@ -12,9 +12,21 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
 from cfnlint.api import lint_file
 
+from handler.config import (
+    DOCS_ENABLED,
+    LOG_LEVEL,
+    MAX_INSTANCES,
+    METRICS_NAMESPACE,
+    MODEL_S3_BUCKET,
+    MODEL_S3_PREFIX,
+    MODEL_SHA256,
+    SERVICE_NAME,
+    load_settings,
+)
 from handler.manifest import read_manifest
 from infra.app import add_nag_checks
 from infra.config import StackConfig
+from infra.outputs import MODEL_BUCKET
 from infra.stack import ModelApiStack
 from tests.helpers import DEMO_MODEL_DIR
 from tests.infra.conftest import FEATURE_FLAGS
@@ -76,6 +88,27 @@ def test_config_reaches_the_function_the_api_and_the_alarms(default_config, tiny
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "Duration", "Threshold": 16_000})
 
 
+def test_the_function_environment_holds_the_observability_names_and_only_the_limits_that_are_set(default_config,
+                                                                                                  tiny_code):
+    # Given / When
+    template = Template.from_stack(make_stack(default_config, tiny_code, log_level="DEBUG", max_instances=50))
+
+    # Then
+    variables = function_properties(template)["Environment"]["Variables"]
+    assert variables == {SERVICE_NAME: "model-api", METRICS_NAMESPACE: "SklearnModelApi", LOG_LEVEL: "DEBUG",
+                         MAX_INSTANCES: "50"}
+    assert load_settings(variables).max_instances == 50
+
+
+def test_docs_enabled_switches_on_the_handlers_docs_page_and_its_route(default_config, tiny_code):
+    # Given / When
+    template = Template.from_stack(make_stack(default_config, tiny_code, docs_enabled=True))
+
+    # Then
+    assert function_properties(template)["Environment"]["Variables"][DOCS_ENABLED] == "true"
+    template.has_resource_properties("AWS::ApiGatewayV2::Route", {"RouteKey": "GET /docs"})
+
+
 def test_api_invokes_the_live_alias_not_the_unpublished_function(default_config, tiny_code):
     # Given / When
     template = Template.from_stack(make_stack(default_config, tiny_code))
@@ -115,8 +148,8 @@ def test_a_published_model_is_read_from_the_stacks_bucket_by_its_two_exact_keys(
     [bucket_id] = [logical_id for logical_id, bucket in template.find_resources("AWS::S3::Bucket").items()
                    if "VersioningConfiguration" in bucket["Properties"]]
     variables = function_properties(template)["Environment"]["Variables"]
-    assert {name: variables[name] for name in ("MODEL_S3_BUCKET", "MODEL_S3_PREFIX", "MODEL_SHA256")} == {
-        "MODEL_S3_BUCKET": {"Ref": bucket_id}, "MODEL_S3_PREFIX": PREFIX, "MODEL_SHA256": MANIFEST.sha256}
+    assert {name: variables[name] for name in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)} == {
+        MODEL_S3_BUCKET: {"Ref": bucket_id}, MODEL_S3_PREFIX: PREFIX, MODEL_SHA256: MANIFEST.sha256}
     # And may read those two objects and nothing else in S3
     [statement] = s3_reads(template)
     assert statement["Action"] == "s3:GetObject"
@@ -131,7 +164,7 @@ def test_an_existing_bucket_is_read_by_name_and_none_is_created(default_config, 
     # Then
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::S3::Bucket", 0)
-    assert function_properties(template)["Environment"]["Variables"]["MODEL_S3_BUCKET"] == "team-models"
+    assert function_properties(template)["Environment"]["Variables"][MODEL_S3_BUCKET] == "team-models"
     [statement] = s3_reads(template)
     assert [part[-1] for part in (arn["Fn::Join"][1] for arn in statement["Resource"])] == [
         f":s3:::team-models/{PREFIX}manifest.json", f":s3:::team-models/{PREFIX}{MANIFEST.artifact}"]
@@ -144,8 +177,8 @@ def test_s3_before_anything_is_published_creates_the_bucket_serves_the_bundled_m
 
     # Then
     template = Template.from_stack(stack)
-    template.has_output("ModelBucketName", Match.any_value())
-    assert not {"MODEL_S3_BUCKET", "MODEL_SHA256"} & set(function_properties(template)["Environment"]["Variables"])
+    template.has_output(MODEL_BUCKET, Match.any_value())
+    assert not {MODEL_S3_BUCKET, MODEL_SHA256} & set(function_properties(template)["Environment"]["Variables"])
     assert s3_reads(template) == []
     Annotations.from_stack(stack).has_warning("/Under-Test/ModelStore",
                                               Match.string_like_regexp("no model is published yet"))
@@ -157,7 +190,7 @@ def test_a_bundled_model_needs_no_bucket_and_no_s3_permission(default_config, ti
 
     # Then
     template.resource_count_is("AWS::S3::Bucket", 0)
-    assert "MODEL_SHA256" not in function_properties(template)["Environment"]["Variables"]
+    assert MODEL_SHA256 not in function_properties(template)["Environment"]["Variables"]
     assert s3_reads(template) == []
 
 
