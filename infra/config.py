@@ -242,6 +242,45 @@ class StackConfig:
         None, _optional(_integer(1, 1000)), "null or an integer from 1 to 1000",
         "Execution environments kept initialised for the live alias; at most reserved_concurrency when that is "
         "set, and not together with snap_start.")
+    batch: bool = setting(
+        False, _boolean, "true or false",
+        "Adds batch scoring: a Step Functions Distributed Map scoring files from S3 with the same model "
+        "(see Batch scoring).")
+    batch_max_concurrency: int = setting(
+        10, _integer(1, 1000), "an integer from 1 to 1000",
+        "Parts of a file scored at once; each is one invocation of the batch function.")
+    batch_reserved_concurrency: int | None = setting(
+        None, _optional(_integer(1, 1000)), "null or an integer from 1 to 1000",
+        "Concurrent executions reserved for (and capping) the batch scoring function, so a big file never takes "
+        "the API's share; null shares the account's pool, capped by batch_max_concurrency alone.")
+    batch_memory_mb: int = setting(
+        1769, _integer(128, 10240), "an integer from 128 to 10240",
+        "Memory of the batch functions; 1769 MB is one vCPU.")
+    batch_part_mb: int = setting(
+        64, _integer(1, 1024), "an integer from 1 to 1024",
+        "Megabytes of input each part (one child of the map) reads and scores.")
+    batch_input_bucket_name: str | None = setting(
+        None, _optional(_matching(_BUCKET, 63)), "null (the stack creates one) or an existing S3 bucket's name",
+        "Where input files are read from, under batch_input_prefix.")
+    batch_input_prefix: str = setting(
+        "input/", _matching(KEY_PREFIX_PATTERN, 900), "a key prefix ending in '/'",
+        "The only prefix the batch functions may read.")
+    batch_output_bucket_name: str | None = setting(
+        None, _optional(_matching(_BUCKET, 63)), "null (the stack creates one) or an existing S3 bucket's name",
+        "Where scores, rejects and the summary are written, under batch_output_prefix.")
+    batch_output_prefix: str = setting(
+        "output/", _matching(KEY_PREFIX_PATTERN, 900), "a key prefix ending in '/'",
+        "The only prefix the batch functions may write.")
+    drift_check: bool = setting(
+        False, _boolean, "true or false",
+        "Adds the scheduled drift check: reads the function's capture lines, compares them with the training "
+        "profile, publishes drift metrics with an alarm and writes reports to S3 (see Drift monitoring).")
+    drift_schedule: str = setting(
+        "rate(1 day)", _matching(r"(rate|cron)\([^()]{1,200}\)"), "an EventBridge rate(...) or cron(...) expression",
+        "When the drift check runs.")
+    drift_min_rows: int = setting(
+        200, _integer(1, 1_000_000), "an integer from 1 to 1000000",
+        "Captured instances a window needs before the check gives a verdict; fewer says 'not enough data'.")
 
     @property
     def model_is_published(self) -> bool:

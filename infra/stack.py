@@ -1,19 +1,22 @@
-"""The model API stack: wires the function, API, monitoring, rollout and model store units and grants; defines no
-resources itself."""
+"""The model API stack: wires the function, API, monitoring, rollout, model store, batch scoring and drift check
+units and grants; defines no resources itself."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import Annotations, Duration, Stack
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from handler.config import function_environment
+from handler.config import function_environment, settings_environment
 from handler.manifest import Manifest
 from infra.config import StackConfig
 from infra.constructs.api import ModelApi
+from infra.constructs.batch import BatchScoring
+from infra.constructs.drift_check import DriftCheck
 from infra.constructs.function import ModelFunction
 from infra.constructs.model_store import ModelStore
 from infra.constructs.monitoring import ModelMonitoring
@@ -84,6 +87,43 @@ class ModelApiStack(Stack):
         )
         for index, arn in enumerate(config.invoke_principals):
             api.grant_invoke(_principal(self, f"Invoker{index}", arn))
+        if config.batch:
+            batch = BatchScoring(
+                self, "Batch",
+                code=function_code,
+                runtime=config.python_runtime,
+                architecture=config.architecture,
+                memory_mb=config.batch_memory_mb,
+                timeout=Duration.minutes(15),  # a part is sized to take minutes, not the API's seconds
+                log_retention_days=config.log_retention_days,
+                service_name=config.service_name,
+                metrics_namespace=config.metrics_namespace,
+                max_concurrency=config.batch_max_concurrency,
+                reserved_concurrency=config.batch_reserved_concurrency,
+                input_bucket_name=config.batch_input_bucket_name,
+                input_prefix=config.batch_input_prefix,
+                output_bucket_name=config.batch_output_bucket_name,
+                output_prefix=config.batch_output_prefix,
+                part_mb=config.batch_part_mb,
+                model_environment=settings_environment(config.handler_settings(model_s3=published)),
+            )
+            for function in batch.functions.values():
+                if published:
+                    store.grant_read_model(function, published, artifact=manifest.artifact)
+        if config.drift_check:
+            DriftCheck(
+                self, "DriftCheck",
+                code=function_code,
+                runtime=config.python_runtime,
+                architecture=config.architecture,
+                api_log_group=model.log_group,
+                service_name=config.service_name,
+                metrics_namespace=config.metrics_namespace,
+                log_retention_days=config.log_retention_days,
+                schedule=events.Schedule.expression(config.drift_schedule),
+                min_rows=config.drift_min_rows,
+                alarm_topic=monitoring.topic,
+            )
 
 
 def _principal(scope: Construct, construct_id: str, arn: str) -> iam.IGrantable:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from handler.manifest import read_manifest
-from builder.bundler import LAMBDA_UNZIPPED_LIMIT
+from builder.sizes import LAMBDA_UNZIPPED_LIMIT, package_sizes
 from toolkit.budgets import Check, cold_start_checks, load_budgets, report, size_checks, warm_checks
 from toolkit.measure import (ColdStart, Percentiles, floor_cold_start, handler_cold_start, handler_warm_latency,
-                             median_cold_start, package_sizes, raw_model_latency)
+                             median_cold_start, raw_model_latency)
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "bench"
 LAMBDA_INIT_LIMIT_S = 10.0

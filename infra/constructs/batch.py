@@ -18,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from handler.config import METRICS_NAMESPACE, SERVICE_NAME
 from handler.batch import INPUT_BUCKET, INPUT_PREFIX, OUTPUT_BUCKET, OUTPUT_PREFIX, PART_MB
 from infra.constructs.function import ARCHITECTURES
 from infra.constructs.log_group import retained_log_group
@@ -35,54 +36,54 @@ class BatchScoring(Construct):
     """The batch state machine, its three functions (one bundle), its buckets, alarm and outputs."""
 
     def __init__(self, scope: Construct, construct_id: str, *,
-                 batch_code: lambda_.Code,
-                 batch_runtime: str,
-                 batch_architecture: str,
-                 batch_memory_mb: int,
-                 batch_timeout: Duration,
-                 batch_log_retention_days: int,
-                 batch_service_name: str,
-                 batch_metrics_namespace: str,
-                 batch_max_concurrency: int,
-                 batch_reserved_concurrency: int,
-                 batch_input_bucket_name: str | None = None,
-                 batch_input_prefix: str = "input/",
-                 batch_output_bucket_name: str | None = None,
-                 batch_output_prefix: str = "output/",
-                 batch_part_mb: int = 64,
-                 batch_model_environment: Mapping[str, str] | None = None) -> None:
+                 code: lambda_.Code,
+                 runtime: str,
+                 architecture: str,
+                 memory_mb: int,
+                 timeout: Duration,
+                 log_retention_days: int,
+                 service_name: str,
+                 metrics_namespace: str,
+                 max_concurrency: int,
+                 reserved_concurrency: int | None,
+                 input_bucket_name: str | None = None,
+                 input_prefix: str = "input/",
+                 output_bucket_name: str | None = None,
+                 output_prefix: str = "output/",
+                 part_mb: int = 64,
+                 model_environment: Mapping[str, str] | None = None) -> None:
         super().__init__(scope, construct_id)
-        self._log_retention_days = batch_log_retention_days
-        access_logs = self._access_log_bucket() if not (batch_input_bucket_name and batch_output_bucket_name) else None
-        self.input_bucket = self._bucket("InputBucket", batch_input_bucket_name, access_logs)
-        self.output_bucket = self._bucket("OutputBucket", batch_output_bucket_name, access_logs)
+        self._log_retention_days = log_retention_days
+        access_logs = self._access_log_bucket() if not (input_bucket_name and output_bucket_name) else None
+        self.input_bucket = self._bucket("InputBucket", input_bucket_name, access_logs)
+        self.output_bucket = self._bucket("OutputBucket", output_bucket_name, access_logs)
         environment = {
-            "POWERTOOLS_SERVICE_NAME": batch_service_name,
-            "POWERTOOLS_METRICS_NAMESPACE": batch_metrics_namespace,
-            INPUT_BUCKET: self.input_bucket.bucket_name, INPUT_PREFIX: batch_input_prefix,
-            OUTPUT_BUCKET: self.output_bucket.bucket_name, OUTPUT_PREFIX: batch_output_prefix,
-            PART_MB: str(batch_part_mb),
-            **(batch_model_environment or {}),
+            SERVICE_NAME: service_name,
+            METRICS_NAMESPACE: metrics_namespace,
+            INPUT_BUCKET: self.input_bucket.bucket_name, INPUT_PREFIX: input_prefix,
+            OUTPUT_BUCKET: self.output_bucket.bucket_name, OUTPUT_PREFIX: output_prefix,
+            PART_MB: str(part_mb),
+            **(model_environment or {}),
         }
         self.functions = {
-            name: self._function(name, handler, code=batch_code, runtime=batch_runtime,
-                                 architecture=batch_architecture, memory_mb=batch_memory_mb, timeout=batch_timeout,
+            name: self._function(name, handler, code=code, runtime=runtime,
+                                 architecture=architecture, memory_mb=memory_mb, timeout=timeout,
                                  environment=environment,
                                  # Only the children run in parallel; the reservation keeps the API's share free.
-                                 reserved=batch_reserved_concurrency if name == "Score" else None)
+                                 reserved=reserved_concurrency if name == "Score" else None)
             for name, handler in HANDLERS.items()}
         plan, score, summarize = (self.functions[name] for name in HANDLERS)
-        output_objects = f"{batch_output_prefix}*"
+        output_objects = f"{output_prefix}*"
         # Exact actions on the prefixes' objects: the grant_* helpers would add GetObject*, GetBucket* and List*.
         self._allow(plan, ["s3:ListBucket"], [self.input_bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": f"{batch_input_prefix}*"}})
-        self._allow(plan, ["s3:GetObject"], [self.input_bucket.arn_for_objects(f"{batch_input_prefix}*")])
-        self._allow(score, ["s3:GetObject"], [self.input_bucket.arn_for_objects(f"{batch_input_prefix}*")])
+                    conditions={"StringLike": {"s3:prefix": f"{input_prefix}*"}})
+        self._allow(plan, ["s3:GetObject"], [self.input_bucket.arn_for_objects(f"{input_prefix}*")])
+        self._allow(score, ["s3:GetObject"], [self.input_bucket.arn_for_objects(f"{input_prefix}*")])
         for function, actions in ((plan, ["s3:PutObject"]), (score, ["s3:PutObject"]),
                                   (summarize, ["s3:GetObject", "s3:PutObject"])):
             self._allow(function, actions, [self.output_bucket.arn_for_objects(output_objects)])
-        self.state_machine = self._state_machine(plan, score, summarize, batch_max_concurrency, output_objects)
-        self._acknowledge_prefix_wildcards(batch_input_prefix, batch_output_prefix)
+        self.state_machine = self._state_machine(plan, score, summarize, max_concurrency, output_objects)
+        self._acknowledge_prefix_wildcards(input_prefix, output_prefix)
         self.failed_alarm = cloudwatch.Alarm(
             self, "ExecutionsFailedAlarm",
             metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
@@ -92,8 +93,8 @@ class BatchScoring(Construct):
             alarm_description="A batch scoring execution failed: a range could not be scored or a count disagreed")
         for output_id, value, description in (
                 (STATE_MACHINE_OUTPUT, self.state_machine.state_machine_arn, "python -m toolkit.batch start runs it"),
-                (INPUT_BUCKET_OUTPUT, self.input_bucket.bucket_name, f"Put files to score under {batch_input_prefix}"),
-                (OUTPUT_BUCKET_OUTPUT, self.output_bucket.bucket_name, f"Results under {batch_output_prefix}")):
+                (INPUT_BUCKET_OUTPUT, self.input_bucket.bucket_name, f"Put files to score under {input_prefix}"),
+                (OUTPUT_BUCKET_OUTPUT, self.output_bucket.bucket_name, f"Results under {output_prefix}")):
             CfnOutput(self, output_id, value=value, description=description).override_logical_id(output_id)
 
     def _acknowledge_prefix_wildcards(self, input_prefix: str, output_prefix: str) -> None:

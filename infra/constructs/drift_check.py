@@ -15,6 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from handler.config import METRICS_NAMESPACE, SERVICE_NAME
 from handler.drift_check import (CAPTURE_LOG_GROUP, DEFAULT_WINDOW_HOURS, METRIC_DIMENSION, MIN_ROWS, REPORT_BUCKET,
                                  REPORT_PREFIX, WINDOW_HOURS)
 from infra.config import PYTHON_RUNTIMES
@@ -72,8 +73,8 @@ class DriftCheck(Construct):
                 REPORT_PREFIX: REPORT_KEY_PREFIX,
                 WINDOW_HOURS: str(window_hours),
                 MIN_ROWS: str(min_rows),
-                "POWERTOOLS_SERVICE_NAME": service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+                SERVICE_NAME: service_name,
+                METRICS_NAMESPACE: metrics_namespace,
             },
             description=f"Compares the {service_name} API's captured inputs with the training profile",
         )

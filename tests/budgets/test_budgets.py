@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from toolkit.budgets import cold_start_checks, load_budgets, report, size_checks, warm_checks
+from builder.sizes import package_sizes
 from toolkit.measure import (floor_cold_start, handler_cold_start, handler_warm_latency, median_cold_start,
-                             package_sizes, raw_model_latency, slowest_imports)
+                             raw_model_latency, slowest_imports)
 
 BUDGETS = load_budgets()
 WARM_INVOCATIONS = 300  # enough for a stable median; `make bench` runs the full count

@@ -18,9 +18,9 @@ from tests.infra.conftest import FEATURE_FLAGS
 
 def build(stack: Stack, code: lambda_.Code, **changes: Any) -> BatchScoring:
     options: dict[str, Any] = dict(
-        batch_code=code, batch_runtime="python3.13", batch_architecture="arm64", batch_memory_mb=1769,
-        batch_timeout=Duration.minutes(15), batch_log_retention_days=30, batch_service_name="model-api",
-        batch_metrics_namespace="SklearnModelApi", batch_max_concurrency=20, batch_reserved_concurrency=20)
+        code=code, runtime="python3.13", architecture="arm64", memory_mb=1769,
+        timeout=Duration.minutes(15), log_retention_days=30, service_name="model-api",
+        metrics_namespace="SklearnModelApi", max_concurrency=20, reserved_concurrency=20)
     return BatchScoring(stack, "Batch", **(options | changes))
 
 
@@ -86,13 +86,13 @@ def test_logging_tracing_alarm_and_outputs(template: Template) -> None:
 
 
 def test_existing_buckets_are_used_by_name(flagged_stack: Stack, tiny_code: lambda_.Code) -> None:
-    build(flagged_stack, tiny_code, batch_input_bucket_name="team-in", batch_output_bucket_name="team-out")
+    build(flagged_stack, tiny_code, input_bucket_name="team-in", output_bucket_name="team-out")
     template = Template.from_stack(flagged_stack)
     assert not template.find_resources("AWS::S3::Bucket")
     assert "team-out" in json.dumps(template.find_resources("AWS::IAM::Policy"))
 
 
-EXISTING_BUCKETS = {"batch_input_bucket_name": "team-in", "batch_output_bucket_name": "team-out"}
+EXISTING_BUCKETS = {"input_bucket_name": "team-in", "output_bucket_name": "team-out"}
 
 
 @pytest.mark.parametrize("changes", [{}, EXISTING_BUCKETS], ids=["created-buckets", "existing-buckets"])
