@@ -17,7 +17,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK_DEPLOY_FLAGS ?=
 PUBLISH_FLAGS ?=
 
-.PHONY: help run test model fuzz bench synth bootstrap deploy destroy publish clean
+.PHONY: help run test model fuzz bench synth bootstrap deploy destroy publish clean score
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ test: $(DEV_STAMP) node_modules/.installed ## run every test layer
 
 model: $(BUILD_STAMP) ## rebuild the demo model and package it into model_artifacts/
 	$(PY) -m builder.demo_model
+
+score: $(BUILD_STAMP) model_artifacts/manifest.json ## score a file: make score INPUT=in.csv OUTPUT=out.csv [ID_COLUMN=id]
+	$(PY) -m toolkit.score --input $(INPUT) --output $(OUTPUT) $(if $(ID_COLUMN),--id-column $(ID_COLUMN))
 
 bench: $(DEV_STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml
 	$(PY) -m toolkit.bench
