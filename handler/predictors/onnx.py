@@ -1,7 +1,8 @@
 """ONNX runtime: the pipeline as exported by the packager, run by onnxruntime without scikit-learn or pandas.
 
-The graph takes one tensor per feature, named after it (string tensors for strings, float tensors for
-numbers and booleans), or one float tensor of every feature for an array-fed pipeline.
+The graph takes one tensor per feature, named after it (string tensors for strings, float64 tensors for
+numbers and booleans), or one float64 tensor of every feature for an array-fed pipeline. Graphs exported
+with float32 number inputs are fed float32.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ MISSING_STRING = "\x00"
 ARRAY_INPUT = "features"  # the one input of an array-fed pipeline
 PROBABILITIES_OUTPUT, VALUES_OUTPUT = "probabilities", "variable"  # skl2onnx's names, without ZipMap
 CLASSES_METADATA = "classes"  # the classifier's classes, as JSON in the model's metadata
-STRING_TENSOR, FLOAT_TENSOR = "tensor(string)", "tensor(float)"
+STRING_TENSOR, DOUBLE_TENSOR, FLOAT_TENSOR = "tensor(string)", "tensor(double)", "tensor(float)"
+NUMBER_DTYPES = {DOUBLE_TENSOR: np.float64, FLOAT_TENSOR: np.float32}  # float32: exports before float64 inputs
 
 
 def load(manifest: Manifest, artifact: bytes) -> OnnxPredictor:
@@ -49,8 +51,8 @@ def session_options() -> onnxruntime.SessionOptions:
 def input_signature(manifest: Manifest) -> dict[str, tuple[str, int]]:
     """Input name → (tensor type, width) that the exported graph takes for this manifest."""
     if manifest.input_format == "array":
-        return {ARRAY_INPUT: (FLOAT_TENSOR, len(manifest.features))}
-    return {feature.name: (STRING_TENSOR if feature.type == "string" else FLOAT_TENSOR, 1)
+        return {ARRAY_INPUT: (DOUBLE_TENSOR, len(manifest.features))}
+    return {feature.name: (STRING_TENSOR if feature.type == "string" else DOUBLE_TENSOR, 1)
             for feature in manifest.features}
 
 
@@ -62,10 +64,12 @@ class OnnxPredictor:
         self._classes = manifest.classes
         self._output = PROBABILITIES_OUTPUT if manifest.classes is not None else VALUES_OUTPUT
         self._check_session(session)
+        self._dtypes = {tensor.name: NUMBER_DTYPES.get(tensor.type, object) for tensor in session.get_inputs()}
         self._session = session
 
     def _check_session(self, session: onnxruntime.InferenceSession) -> None:
-        inputs = {tensor.name: (tensor.type, tuple(tensor.shape[1:])) for tensor in session.get_inputs()}
+        inputs = {tensor.name: (DOUBLE_TENSOR if tensor.type == FLOAT_TENSOR else tensor.type, tuple(tensor.shape[1:]))
+                  for tensor in session.get_inputs()}
         if inputs != {name: (tensor_type, (width,)) for name, (tensor_type, width) in self._signature.items()}:
             raise ModelLoadError("manifest_mismatch", "the ONNX model's inputs differ from the manifest's features")
         if self._output not in {tensor.name for tensor in session.get_outputs()}:
@@ -78,8 +82,8 @@ class OnnxPredictor:
     def model_input(self, batch: ValidatedBatch) -> dict[str, np.ndarray]:
         """Columns → one 2-D tensor per graph input; None becomes NaN, or MISSING_STRING for strings."""
         if ARRAY_INPUT in self._signature:
-            return {ARRAY_INPUT: np.array(list(batch.columns.values()), dtype=np.float32).T}
-        return {name: _tensor(values, self._signature[name][0]).reshape(-1, 1)
+            return {ARRAY_INPUT: np.array(list(batch.columns.values()), dtype=self._dtypes[ARRAY_INPUT]).T}
+        return {name: _tensor(values, self._dtypes[name]).reshape(-1, 1)
                 for name, values in batch.columns.items()}
 
     def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
@@ -96,9 +100,9 @@ class OnnxPredictor:
         return regression_predictions(output.ravel().tolist())
 
 
-def _tensor(values: list[Any], tensor_type: str) -> np.ndarray:
-    if tensor_type == FLOAT_TENSOR:
-        return np.array(values, dtype=np.float32)  # None becomes NaN, booleans 0 and 1
+def _tensor(values: list[Any], dtype: Any) -> np.ndarray:
+    if dtype is not object:
+        return np.array(values, dtype=dtype)  # None becomes NaN, booleans 0 and 1
     return np.array([_category(value) for value in values], dtype=object)
 
 
