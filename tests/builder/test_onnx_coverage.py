@@ -53,8 +53,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from handler.config import Settings
 from handler.loading import load_model
 from handler.manifest import read_manifest
-from tests.packager.helpers import TRAIN_ROWS, doubled, fitted_case, packaged
-from toolkit.onnx_export import (
+from tests.models import TRAIN_ROWS, doubled, fitted_case, packaged
+from builder.onnx_export import (
     DEFAULT_TOLERANCE,
     THRESHOLD_ROWS,
     threshold_cases,

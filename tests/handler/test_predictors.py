@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from handler.predictors.base import UnscorableInput
 from handler.config import Settings
 from handler.errors import ModelLoadError
 from handler.loading import LoadedModel, load_model
@@ -53,11 +54,13 @@ def test_the_onnx_input_is_one_typed_tensor_per_feature(demo):
     nullable, instance = example_with_nulls(model)
     # When
     tensors = model.predictor.model_input(model.validator.validate({"instances": [instance]}))
-    # Then every feature is a one-column tensor: strings as objects, numbers as float32
+    # Then every feature is a one-column tensor: strings as objects, numbers as the float type the graph declares
     assert list(tensors) == model.manifest.feature_names
-    assert {name: (tensor.dtype, tensor.shape) for name, tensor in tensors.items()} == {
-        f.name: (np.dtype(object) if f.type == "string" else np.dtype(np.float32), (1, 1))
-        for f in model.manifest.features}
+    floats = {np.dtype(np.float32), np.dtype(np.float64)}
+    for feature in model.manifest.features:
+        tensor = tensors[feature.name]
+        assert tensor.shape == (1, 1)
+        assert tensor.dtype == np.dtype(object) if feature.type == "string" else tensor.dtype in floats
     # And a missing number is NaN, a missing string the marker the exported imputers look for
     types = {f.name: f.type for f in model.manifest.features}
     assert {types[name] for name in nullable} == {"number", "string"}
@@ -112,3 +115,23 @@ def test_a_runtime_whose_libraries_are_not_installed_is_refused(demo, runtime, m
     # Then it fails closed with a cause naming the runtime
     assert caught.value.cause == "runtime_unavailable"
     assert f"the {runtime} runtime cannot be imported" in caught.value.detail
+
+
+def test_an_onnx_output_that_is_not_finite_is_unscorable_not_infinity(demo, monkeypatch):
+    # Given a graph whose output overflows (as a linear model far outside its training range can)
+    model = demo["onnx"]
+    width = len(model.manifest.classes or [None])
+    monkeypatch.setattr(model.predictor, "_session", FakeSession(np.full((1, width), np.inf)))
+    # When / Then the predictor refuses to answer infinity; the API turns this into a 422
+    with pytest.raises(UnscorableInput):
+        model.predictor.predict(model.validator.validate({"instances": model.manifest.example["instances"][:1]}))
+
+
+class FakeSession:
+    """An inference session that answers one fixed output."""
+
+    def __init__(self, output: np.ndarray) -> None:
+        self._output = output
+
+    def run(self, names, inputs):
+        return [self._output]
