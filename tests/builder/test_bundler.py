@@ -18,7 +18,6 @@ from builder.bundler import (
     PANDAS_DISTRIBUTIONS,
     LAMBDA_UNZIPPED_LIMIT,
     SCRIPTS_DIR,
-    SLIMMED_DIRS,
     SLIMMED_SUFFIXES,
     UNUSED_AT_RUN_TIME,
     Bundle,
@@ -294,10 +293,14 @@ def test_lambda_bundle_is_slimmed_and_built_for_the_target_architecture(lambda_b
     files = [path for path in lambda_bundle.path.rglob("*") if path.is_file()]
     shared_objects = [path for path in files if ".so" in path.suffixes]
 
-    # Then
-    assert not [path for path in lambda_bundle.path.rglob("*") if path.is_dir() and path.name in SLIMMED_DIRS]
+    target_tag = f".cpython-{default_config.python_version.replace('.', '')}.pyc"
+
+    # Then no tests and no stray bytecode: the only pycs are the target runtime's, in __pycache__
+    assert not [path for path in lambda_bundle.path.rglob("*") if path.is_dir() and path.name == "tests"]
     assert not (lambda_bundle.path / SCRIPTS_DIR).exists()  # their shebangs would make the bytes machine-specific
-    assert not [path for path in files if path.suffix in SLIMMED_SUFFIXES]
+    assert not [path for path in files if path.suffix in SLIMMED_SUFFIXES - {".pyc"}]
+    assert all(path.name.endswith(target_tag) and path.parent.name == "__pycache__"
+               for path in files if path.suffix == ".pyc")
     machines = {int.from_bytes(path.read_bytes()[18:20], "little") for path in shared_objects}
     assert machines == {ELF_MACHINES[default_config.architecture]}
     assert all(path.stat().st_mode & 0o444 == 0o444 for path in files)  # Lambda reads as another user

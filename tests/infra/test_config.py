@@ -58,6 +58,18 @@ WRONG_VALUES = [
     ("snap_start", 1),
     ("throttle_rate_limit", True),
     ("provisioned_concurrency", 0),
+    ("batch", "yes"),
+    ("batch_max_concurrency", 0),
+    ("batch_reserved_concurrency", 5000),
+    ("batch_memory_mb", 64),
+    ("batch_part_mb", 0),
+    ("batch_input_bucket_name", "a..b"),
+    ("batch_input_prefix", "input"),
+    ("batch_output_bucket_name", "Output"),
+    ("batch_output_prefix", "/output/"),
+    ("drift_check", 1),
+    ("drift_schedule", "daily"),
+    ("drift_min_rows", 0),
 ]
 ALLOWED = {setting.key: setting.allowed for setting in SETTINGS}
 

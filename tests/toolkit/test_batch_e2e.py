@@ -47,10 +47,10 @@ class LambdaContext:
 def asl(tiny_code: Any, function_arns: dict[str, str]) -> str:
     """The construct's state machine definition, its CloudFormation references resolved to moto's functions."""
     stack = Stack()
-    BatchScoring(stack, "Batch", batch_code=tiny_code, batch_runtime="python3.13", batch_architecture="arm64",
-                 batch_memory_mb=1769, batch_timeout=Duration.minutes(15), batch_log_retention_days=30,
-                 batch_service_name="model-api", batch_metrics_namespace="SklearnModelApi",
-                 batch_max_concurrency=4, batch_reserved_concurrency=4)
+    BatchScoring(stack, "Batch", code=tiny_code, runtime="python3.13", architecture="arm64",
+                 memory_mb=1769, timeout=Duration.minutes(15), log_retention_days=30,
+                 service_name="model-api", metrics_namespace="SklearnModelApi",
+                 max_concurrency=4, reserved_concurrency=4)
     resources = Template.from_stack(stack).to_json()["Resources"]
     handler_of = {name: resource["Properties"]["Handler"] for name, resource in resources.items()
                   if resource["Type"] == "AWS::Lambda::Function"}
