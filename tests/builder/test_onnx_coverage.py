@@ -53,6 +53,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from handler.config import Settings
 from handler.loading import load_model
 from handler.manifest import read_manifest
+from tests.helpers import PROJECT_ROOT
 from tests.models import TRAIN_ROWS, doubled, fitted_case, packaged
 from builder.onnx_export import (
     DEFAULT_TOLERANCE,
@@ -382,3 +383,10 @@ def test_boosters_fall_back_naming_onnxmltools_when_it_is_missing(customers: pd.
     # Then scikit-learn serves it, and the reason says what to install
     assert manifest["runtime_fallback"] == ("unsupported_estimator: XGBClassifier needs onnxmltools "
                                             "(pip install onnxmltools)")
+
+
+def test_the_readme_coverage_table_is_this_matrix():
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme[readme.index("<!-- coverage:start -->\n") + len("<!-- coverage:start -->\n"):
+                   readme.index("<!-- coverage:end -->")]
+    assert shown == coverage_table()
