@@ -73,7 +73,9 @@ UNUSED_AT_RUN_TIME = {
                    distributions=("flatbuffers", "protobuf", "packaging")),
     # scikit-learn's example datasets (load_iris, the sample images) are for tutorials; inference never reads them.
     # (numpy's f2py stays: scipy's array API layer runs `from numpy import *`, which imports it.)
-    "sklearn": Unused(directories=("sklearn/datasets/data", "sklearn/datasets/images", "sklearn/datasets/descr")),
+    # scipy's Sobol direction numbers load only when a Sobol sequence is drawn, which no estimator does.
+    "sklearn": Unused(directories=("sklearn/datasets/data", "sklearn/datasets/images", "sklearn/datasets/descr"),
+                      files=("scipy/stats/_sobol_direction_numbers.npz",)),
 }
 # Nothing at run time needs these; sources and stubs matter only to compilers and type checkers.
 SLIMMED_DIRS = frozenset({"tests", "__pycache__"})
@@ -315,7 +317,8 @@ def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, A
     unpinned = sorted(set(_installed_distributions(staging)) - {project_name(pin) for pin in spec.requirements})
     if unpinned:
         log(f"  note: installed as dependencies without a pin in the runtime group: {', '.join(unpinned)}")
-    slimmed = _slim(staging) + _remove_unused(staging, UNUSED_AT_RUN_TIME.get(spec.runtime, Unused()))
+    slimmed = (_slim(staging) + _remove_unused(staging, UNUSED_AT_RUN_TIME.get(spec.runtime, Unused()))
+               + _drop_records(staging))
     # Lambda's /var/task is read-only: without shipped bytecode every cold start compiles every module.
     # A scikit-learn bundle with bytecode for everything outgrows Lambda's limit (264.4 MB measured for arm64):
     # it gets bytecode for what a cold start imports, traced per model when the bundle is assembled.
@@ -354,7 +357,8 @@ def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[s
     return {"target": spec.target.name, "dependencies": dependencies.name,
             "unzipped_bytes": unzipped, "zipped_bytes": dependency_report["zipped_bytes"] + sources_zipped,
             "largest": list(package_sizes(staging).items())[:5],
-            "bytecode": {**dependency_report["bytecode"],
+            # The handler is always compiled here, so its report names the compiler and its CPython in full.
+            "bytecode": {**dependency_report["bytecode"], "compiler": handler_bytecode.compiler,
                          "modules": dependency_report["bytecode"]["modules"] + handler_bytecode.compiled}}
 
 
@@ -448,6 +452,15 @@ def _remove_unused(root: Path, unused: Unused) -> int:
                     path.unlink()
             shutil.rmtree(dist_info, ignore_errors=True)
     _remove_empty_directories(root)
+    return freed
+
+
+def _drop_records(root: Path) -> int:
+    """Delete each distribution's RECORD (the file list pip uninstalls by); metadata needs only METADATA."""
+    records = list(root.glob("*.dist-info/RECORD"))
+    freed = sum(record.stat().st_size for record in records)
+    for record in records:
+        record.unlink()
     return freed
 
 

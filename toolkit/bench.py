@@ -1,6 +1,10 @@
-"""`make bench`: cold start, warm latency and size of the bundle that ships, against the naive floor.
+"""`make bench`: cold start, warm latency and size of the bundle that ships, beside the floors.
 
-Prints a table, writes bench/results.json and draws bench/bench.png.
+Cold starts run interleaved, one of each per round: the naive floor (scikit-learn joblib.load + one
+predict from a bundle without bytecode, as a naive template deploys it), the same floor with complete
+bytecode, a Powertools hello-world handler with bytecode (the physical floor of any Powertools handler),
+then each handler as shipped. Warm latency alternates the handler and the raw scikit-learn model in one
+process. Prints a table, writes bench/results.json and draws bench/bench.png.
 """
 
 from __future__ import annotations
@@ -8,18 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from handler.manifest import read_manifest
 from builder.sizes import LAMBDA_UNZIPPED_LIMIT, package_sizes
+from handler.manifest import read_manifest
 from toolkit.budgets import Check, cold_start_checks, load_budgets, report, size_checks, warm_checks
-from toolkit.measure import (ColdStart, Percentiles, floor_cold_start, handler_cold_start, handler_warm_latency,
-                             median_cold_start, raw_model_latency)
+from toolkit.measure import (ColdStart, ColdStarts, WarmLatency, cached_view, floor_cold_start, handler_cold_start,
+                             handler_warm_latency, hello_world_cold_start)
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "bench"
 LAMBDA_INIT_LIMIT_S = 10.0
+# The references every handler is compared with, in the order each round runs them.
+FLOORS = {"naive": "naive floor", "bytecode": "floor + pyc", "hello_world": "hello world"}
 
 
 @dataclass
@@ -31,6 +38,7 @@ class Variant:
     lambda_unzipped: int
     lambda_zipped: int
     lambda_packages: dict[str, int]
+    lambda_bytecode: str  # "<modules> modules by <compiler>"
 
 
 @dataclass
@@ -39,81 +47,93 @@ class Results:
 
     architecture: str
     python_runtime: str
-    floor: ColdStart
-    raw: dict[int, Percentiles]
-    cold: dict[str, ColdStart]
-    warm: dict[str, dict[int, Percentiles]]
+    floors: dict[str, ColdStarts]  # keyed as FLOORS
+    cold: dict[str, ColdStarts]
+    warm: dict[str, WarmLatency]
     variants: list[Variant]
     checks: list[Check]
 
 
-def measure(variants: list[Variant], reference: tuple[Path, Path], *, runs: int, sizes: tuple[int, ...],
-            invocations: int, log=print) -> tuple[ColdStart, dict[str, ColdStart], dict[int, Percentiles],
-                                                  dict[str, dict[int, Percentiles]]]:
-    """Cold starts (interleaved with the floor), then warm latency per variant and for the raw model."""
-    floor_runs: list[ColdStart] = []
-    cold_runs: dict[str, list[ColdStart]] = {variant.runtime: [] for variant in variants}
-    for run in range(runs):
-        log(f"cold start run {run + 1}/{runs}")
-        floor_runs.append(floor_cold_start(*reference))
-        for variant in variants:
-            cold_runs[variant.runtime].append(handler_cold_start(variant.host_bundle))
+def measure(variants: list[Variant], sklearn_bundle: Path, *, runs: int, sizes: tuple[int, ...],
+            invocations: int, log: Callable[[str], None] = print
+            ) -> tuple[dict[str, ColdStarts], dict[str, ColdStarts], dict[str, WarmLatency]]:
+    """Interleaved cold starts (every floor, then every handler, per round), then warm latency per variant."""
+    log("preparing views of the bundles: as shipped, without bytecode, with complete bytecode")
+    naive, complete = cached_view(sklearn_bundle, "none"), cached_view(sklearn_bundle, "full")
+    shipped = {variant.runtime: cached_view(variant.host_bundle, "shipped") for variant in variants}
+    probes: dict[str, Callable[[], ColdStart]] = {
+        "naive": lambda: floor_cold_start(naive), "bytecode": lambda: floor_cold_start(complete),
+        "hello_world": lambda: hello_world_cold_start(complete),
+        **{runtime: (lambda view=view: handler_cold_start(view)) for runtime, view in shipped.items()}}
+    starts: dict[str, list[ColdStart]] = {name: [] for name in probes}
+    for round_number in range(1, runs + 1):
+        log(f"cold start round {round_number}/{runs}: {', '.join(probes)}")
+        for name, probe in probes.items():
+            starts[name].append(probe())
     warm = {}
-    for variant in variants:
-        log(f"warm latency, {variant.runtime}: {invocations} invocations for each of {sizes} instances")
-        warm[variant.runtime] = handler_warm_latency(variant.host_bundle, sizes, invocations)
-    log(f"raw scikit-learn model: {invocations} calls for each of {sizes} rows")
-    raw = raw_model_latency(*reference, sizes, invocations)
-    return (median_cold_start(floor_runs), {name: median_cold_start(runs) for name, runs in cold_runs.items()},
-            raw, warm)
+    for runtime, view in shipped.items():
+        log(f"warm latency, {runtime} handler and raw scikit-learn alternated: {invocations} each for {sizes} rows")
+        warm[runtime] = handler_warm_latency(view, shipped["sklearn"], sizes, invocations)
+    series = {name: ColdStarts(tuple(figures)) for name, figures in starts.items()}
+    return ({name: series[name] for name in FLOORS}, {runtime: series[runtime] for runtime in shipped}, warm)
 
 
 def table(results: Results) -> str:
-    """What a person reads first: ours vs the floor vs Lambda's limits."""
-    rows = [f"{'':34}{'floor':>12}" + "".join(f"{v.runtime:>12}" for v in results.variants) + f"{'Lambda limit':>16}"]
+    """What a person reads first: ours beside the floors and Lambda's limits."""
+    labels = [*FLOORS.values(), *(v.runtime for v in results.variants)]
+    rows = [f"{'':34}" + "".join(f"{label:>13}" for label in labels) + f"{'Lambda limit':>16}"]
+    blanks = [""] * len(FLOORS)
 
-    def row(label: str, floor: str, values: list[str], limit: str = "") -> None:
-        rows.append(f"{label:34}{floor:>12}" + "".join(f"{value:>12}" for value in values) + f"{limit:>16}")
+    def row(label: str, values: list[str], limit: str = "") -> None:
+        rows.append(f"{label:34}" + "".join(f"{value:>13}" for value in values) + f"{limit:>16}")
 
-    cold = [results.cold[v.runtime] for v in results.variants]
-    row("cold start, median (s)", f"{results.floor.total:.3f}", [f"{c.total:.3f}" for c in cold],
-        f"init {LAMBDA_INIT_LIMIT_S:.0f} s")
+    starts = [*results.floors.values(), *(results.cold[v.runtime] for v in results.variants)]
+    naive, hello = results.floors["naive"].total, results.floors["hello_world"].total
+    row("cold start, median (s)", [f"{start.total:.3f}" for start in starts], f"init {LAMBDA_INIT_LIMIT_S:.0f} s")
+    row("  min-max (s)", [f"{start.minimum:.2f}-{start.maximum:.2f}" for start in starts])
     for phase in ("interpreter", "imports", "load", "first_request"):
-        row(f"  {phase.replace('_', ' ')}", f"{getattr(results.floor, phase):.3f}",
-            [f"{getattr(c, phase):.3f}" for c in cold])
-    row("  ratio to floor", "1.00", [f"{c.total / results.floor.total:.2f}" for c in cold])
-    for size, raw in sorted(results.raw.items()):
+        row(f"  {phase.replace('_', ' ')}", [f"{start.phase(phase):.3f}" for start in starts])
+    row("  ratio to naive floor", [f"{start.total / naive:.3f}" for start in starts])
+    row("  ratio to hello world", [f"{start.total / hello:.2f}" for start in starts])
+    for size in sorted(results.warm[results.variants[0].runtime].handler):
         for stat in ("p50", "p99"):
-            row(f"warm {size} row(s) {stat} (ms)", f"{getattr(raw, stat):.2f}",
-                [f"{getattr(results.warm[v.runtime][size], stat):.2f}" for v in results.variants])
-    row("bundle unzipped (MB)", "", [f"{v.lambda_unzipped / 1e6:.1f}" for v in results.variants],
+            warm = [results.warm[v.runtime] for v in results.variants]
+            row(f"warm {size} row(s) {stat} (ms)", blanks + [f"{getattr(w.handler[size], stat):.2f}" for w in warm])
+            row("  raw scikit-learn beside it", blanks + [f"{getattr(w.raw[size], stat):.2f}" for w in warm])
+    row("bundle unzipped (MB)", blanks + [f"{v.lambda_unzipped / 1e6:.1f}" for v in results.variants],
         f"{LAMBDA_UNZIPPED_LIMIT / 1e6:.1f}")
-    row("bundle zipped (MB)", "", [f"{v.lambda_zipped / 1e6:.1f}" for v in results.variants])
+    row("bundle zipped (MB)", blanks + [f"{v.lambda_zipped / 1e6:.1f}" for v in results.variants])
+    rows += [f"bytecode shipped ({v.runtime}): {v.lambda_bytecode}" for v in results.variants]
     return "\n".join(rows)
 
 
 def chart(results: Results, path: Path) -> Path:
-    """Cold-start breakdown and warm percentiles side by side, one PNG."""
+    """Cold-start breakdown (with the spread of totals) and warm percentiles side by side, one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(13, 5))
-    labels = ["naive floor"] + [f"handler ({v.runtime})" for v in results.variants]
-    starts = [results.floor] + [results.cold[v.runtime] for v in results.variants]
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(14, 5))
+    labels = [*FLOORS.values(), *(f"handler ({v.runtime})" for v in results.variants)]
+    starts = [*results.floors.values(), *(results.cold[v.runtime] for v in results.variants)]
     bottom = [0.0] * len(starts)
     for phase, colour in (("interpreter", "#bbbbbb"), ("imports", "#4c72b0"), ("load", "#dd8452"),
                           ("first_request", "#55a868")):
-        values = [getattr(start, phase) for start in starts]
+        values = [start.phase(phase) for start in starts]
         left.bar(labels, values, bottom=bottom, label=phase.replace("_", " "), color=colour)
         bottom = [b + v for b, v in zip(bottom, values)]
-    left.set_ylabel("seconds, median of fresh processes")
+    left.errorbar(labels, [start.total for start in starts], fmt="none", ecolor="black", capsize=4,
+                  yerr=[[start.total - start.minimum for start in starts],
+                        [start.maximum - start.total for start in starts]])
+    left.set_ylabel("seconds, median of fresh processes (bars: min-max)")
     left.set_title("Cold start: process start to first answer")
+    left.tick_params(axis="x", labelsize=8)
     left.legend()
-    sizes = sorted(results.raw)
-    series = {"raw scikit-learn": results.raw, **{f"handler ({v.runtime})": results.warm[v.runtime]
-                                                  for v in results.variants}}
+    sizes = sorted(results.warm[results.variants[0].runtime].handler)
+    series = {"raw scikit-learn": results.warm["sklearn"].raw if "sklearn" in results.warm else {},
+              **{f"handler ({v.runtime})": results.warm[v.runtime].handler for v in results.variants}}
+    series = {name: figures for name, figures in series.items() if figures}
     width = 0.8 / (2 * len(series))
     for index, (name, figures) in enumerate(series.items()):
         for offset, stat in enumerate(("p50", "p99")):
@@ -123,7 +143,7 @@ def chart(results: Results, path: Path) -> Path:
     right.set_xticks([i + 0.4 - width / 2 for i in range(len(sizes))], [f"{size} row(s)" for size in sizes])
     right.set_yscale("log")
     right.set_ylabel("milliseconds per request (log scale)")
-    right.set_title("Warm latency per batch size")
+    right.set_title("Warm latency per batch size (handler and raw model alternated)")
     right.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -132,29 +152,31 @@ def chart(results: Results, path: Path) -> Path:
 
 
 def to_json(results: Results) -> dict[str, Any]:
+    """The results as JSON-ready data, each cold-start series with its median total and spread."""
     data = asdict(results)
-    data["floor"]["total"] = results.floor.total
-    for name, start in results.cold.items():
-        data["cold"][name]["total"] = start.total
+    for group in ("floors", "cold"):
+        for name, starts in getattr(results, group).items():
+            data[group][name].update(total=starts.total, minimum=starts.minimum, maximum=starts.maximum)
     return data
 
 
-def run(variants: list[Variant], reference: tuple[Path, Path], *, architecture: str, python_runtime: str,
+def run(variants: list[Variant], sklearn_bundle: Path, *, architecture: str, python_runtime: str,
         invocations: int | None = None, out_dir: Path = OUT_DIR) -> Results:
     """Measure, check against budgets.toml, print, and write the JSON and the chart."""
     budgets = load_budgets()
     settings = budgets["measurement"]
-    sizes = tuple(settings["batch_sizes"])
-    floor, cold, raw, warm = measure(variants, reference, runs=settings["cold_start_runs"], sizes=sizes,
-                                     invocations=invocations or settings["warm_invocations"])
+    floors, cold, warm = measure(variants, sklearn_bundle, runs=settings["cold_start_runs"],
+                                 sizes=tuple(settings["batch_sizes"]),
+                                 invocations=invocations or settings["warm_invocations"])
     checks: list[Check] = []
     for variant in variants:
         if variant.runtime in budgets["size"]:
             checks += size_checks(budgets, variant.runtime, architecture, variant.lambda_unzipped,
                                   variant.lambda_zipped)
-        checks += cold_start_checks(budgets, variant.runtime, cold[variant.runtime], floor)
-        checks += warm_checks(budgets, variant.runtime, warm[variant.runtime], raw)
-    results = Results(architecture, python_runtime, floor, raw, cold, warm, variants, checks)
+        checks += cold_start_checks(budgets, variant.runtime, cold[variant.runtime], floors["naive"],
+                                    floors["hello_world"])
+        checks += warm_checks(budgets, variant.runtime, warm[variant.runtime])
+    results = Results(architecture, python_runtime, floors, cold, warm, variants, checks)
     json_path, png_path = write_outputs(results, out_dir)
     print("\n" + table(results) + "\n")
     print(report(checks))
@@ -170,8 +192,8 @@ def write_outputs(results: Results, out_dir: Path) -> tuple[Path, Path]:
     return json_path, chart(results, out_dir / "bench.png")
 
 
-def build_variants(architecture: str, python_version: str) -> tuple[list[Variant], tuple[Path, Path]]:
-    """The served runtime and, when it is not scikit-learn, its scikit-learn twin; plus the floor's inputs."""
+def build_variants(architecture: str, python_version: str) -> list[Variant]:
+    """The scikit-learn runtime first (the floors and the raw model run on its bundle), then the served one."""
     from builder.bundler import BundleSpec, build_bundle, host_target, lambda_target
     from toolkit.reference import PROJECT_ROOT, sklearn_twin_project
 
@@ -182,10 +204,9 @@ def build_variants(architecture: str, python_version: str) -> tuple[list[Variant
         host = build_bundle(BundleSpec.for_project(host_target(), root))
         target = build_bundle(BundleSpec.for_project(lambda_target(architecture, python_version), root))
         variants.append(Variant(runtime, host.path, target.unzipped_bytes, target.zipped_bytes,
-                                package_sizes(target.path)))
-    sklearn_host = variants[0].host_bundle
-    artifact = read_manifest(sklearn_host / "model_artifacts").artifact
-    return variants, (sklearn_host, sklearn_host / "model_artifacts" / artifact)
+                                package_sizes(target.path),
+                                f"{target.bytecode_modules} modules by {target.bytecode_compiler}"))
+    return variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocations", type=int, help="warm invocations per batch size (default: budgets.toml)")
     args = parser.parse_args(argv)
     config = project_config()
-    variants, reference = build_variants(config.architecture, config.python_version)
-    results = run(variants, reference, architecture=config.architecture, python_runtime=config.python_version,
-                  invocations=args.invocations)
+    variants = build_variants(config.architecture, config.python_version)
+    results = run(variants, variants[0].host_bundle, architecture=config.architecture,
+                  python_runtime=config.python_version, invocations=args.invocations)
     return 0 if all(check.ok for check in results.checks) else 1
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.measure import ColdStart, Percentiles
+from toolkit.measure import ColdStarts, WarmLatency
 
 BUDGETS_FILE = Path(__file__).resolve().parent.parent / "budgets.toml"
 
@@ -58,25 +58,28 @@ def size_checks(budgets: dict[str, Any], runtime: str, architecture: str,
             _check(f"{runtime} {architecture} bundle zipped", zipped_bytes, limits["zipped_bytes"], "bytes")]
 
 
-def cold_start_checks(budgets: dict[str, Any], runtime: str, handler: ColdStart, floor: ColdStart) -> list[Check]:
-    """Median cold start as a ratio to the naive floor, plus the absolute safety net."""
+def cold_start_checks(budgets: dict[str, Any], runtime: str, handler: ColdStarts, naive_floor: ColdStarts,
+                      hello_world: ColdStarts) -> list[Check]:
+    """Median cold start as ratios to the naive floor and to the Powertools hello-world, plus the safety net."""
     cold = budgets["cold_start"]
-    return [_check(f"{runtime} cold start / naive floor", handler.total / floor.total,
-                   cold["ratio_to_floor"][runtime], "×"),
-            _check(f"{runtime} cold start", handler.total, cold["ceiling_seconds"], " s")]
+    checks = [_check(f"{runtime} cold start / naive floor", handler.total / naive_floor.total,
+                     cold["ratio_to_naive_floor"][runtime], "×")]
+    if runtime in cold["ratio_to_hello_world"]:
+        checks.append(_check(f"{runtime} cold start / Powertools hello-world", handler.total / hello_world.total,
+                             cold["ratio_to_hello_world"][runtime], "×"))
+    return checks + [_check(f"{runtime} cold start", handler.total, cold["ceiling_seconds"], " s")]
 
 
-def warm_checks(budgets: dict[str, Any], runtime: str, handler: dict[int, Percentiles],
-                raw: dict[int, Percentiles]) -> list[Check]:
-    """Warm percentiles per batch size, and one row through the handler against the raw model."""
+def warm_checks(budgets: dict[str, Any], runtime: str, latency: WarmLatency) -> list[Check]:
+    """Warm percentiles per batch size, and one row through the handler against the raw model beside it."""
     warm = budgets["warm"]
     checks = []
     ratio = warm["ratio_to_raw_sklearn"][runtime]
-    if 1 in handler and 1 in raw:
+    if 1 in latency.handler and 1 in latency.raw:
         stat = ratio["statistic"]
         checks.append(_check(f"{runtime} warm 1-row {stat} / raw scikit-learn {stat}",
-                             getattr(handler[1], stat) / getattr(raw[1], stat), ratio, "×"))
-    for size, figures in sorted(handler.items()):
+                             getattr(latency.handler[1], stat) / getattr(latency.raw[1], stat), ratio, "×"))
+    for size, figures in sorted(latency.handler.items()):
         for stat in ("p50", "p99"):
             budget = warm[f"{stat}_ms"].get(str(size))
             if budget:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from builder.bytecode import magic_number, pyc_header_ok
 from handler.manifest import manifest_from_dict
 from builder.bundler import (
     PANDAS_DISTRIBUTIONS,
@@ -22,10 +24,13 @@ from builder.bundler import (
     UNUSED_AT_RUN_TIME,
     Bundle,
     BundleError,
+    FULL_BYTECODE_RUNTIMES,
     BundleSpec,
     build_bundle,
+    cold_start_modules,
     lambda_target,
     project_name,
+    pyc_path,
     runtime_pins,
     select_requirements,
 )
@@ -382,3 +387,93 @@ def test_host_bundle_alone_answers_a_predict_event_from_the_manifest_example(bun
     assert outcome["leaked"] == [] and outcome["outside"] == []
     # And nothing the runtime does not use is in the bundle
     assert outcome["importable"] == []
+
+
+# Bytecode: what the bundle ships is what its Python reads, for every module a cold start imports.
+IMPORTED_AT_COLD_START = """
+import json, sys
+bundle = sys.argv[1]
+sys.path.insert(0, bundle)
+from handler.app import MODEL
+from handler.scoring import score
+score(MODEL, MODEL.manifest.example)
+print(json.dumps(sorted({m.__file__[len(bundle) + 1:] for m in list(sys.modules.values())
+                         if (getattr(m, "__file__", None) or "").startswith(bundle + "/")
+                         and m.__file__.endswith(".py")})))
+"""
+
+
+def shipped_pycs(bundle: Path) -> list[Path]:
+    return sorted(bundle.rglob("__pycache__/*.pyc"))
+
+
+def source_of(pyc: Path) -> Path:
+    """`a/__pycache__/b.cpython-314.pyc` -> `a/b.py`."""
+    return pyc.parent.parent / f"{pyc.name.split('.')[0]}.py"
+
+
+@pytest.mark.slow
+def test_every_pyc_of_the_lambda_bundle_is_unchecked_hash_bytecode_of_its_shipped_source(lambda_bundle: Bundle,
+                                                                                        default_config):
+    # Given the Lambda bundle cdk.json describes (python3.14 by default)
+    version = default_config.python_version
+    pycs = shipped_pycs(lambda_bundle.path)
+
+    # Then every pyc is tagged for that Python, starts with its magic number, is hash-based and unchecked,
+    # and records the hash of exactly the .py shipped beside it
+    assert len(pycs) > 100
+    assert {pyc.name.split(".")[1] for pyc in pycs} == {f"cpython-{version.replace('.', '')}"}
+    assert {pyc.read_bytes()[:4] for pyc in pycs} == {magic_number(version)}
+    assert magic_number("3.14") == (3627).to_bytes(2, "little") + b"\r\n"
+    assert [pyc for pyc in pycs if not pyc_header_ok(pyc, source_of(pyc), version)] == []
+
+
+@pytest.mark.slow
+def test_every_module_a_cold_start_imports_has_bytecode_in_the_lambda_bundle(lambda_bundle: Bundle, default_config,
+                                                                            served_runtime):
+    # Given what has bytecode in the Lambda bundle
+    tag = f"cpython-{default_config.python_version.replace('.', '')}"
+    sources = sorted(path.relative_to(lambda_bundle.path).as_posix() for path in lambda_bundle.path.rglob("*.py"))
+    compiled = {source_of(pyc).relative_to(lambda_bundle.path).as_posix() for pyc in shipped_pycs(lambda_bundle.path)
+                if tag in pyc.name}
+
+    # Then the ONNX runtime has bytecode for every module; the scikit-learn runtime for what a cold start imports
+    if served_runtime in FULL_BYTECODE_RUNTIMES:
+        assert [source for source in sources if source not in compiled] == []
+    else:
+        needed = [path for path in cold_start_modules(PROJECT_ROOT) if (lambda_bundle.path / path).is_file()]
+        assert [source for source in needed if source not in compiled] == []
+    assert not [source for source in sources if source.startswith("handler/") and source not in compiled]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle_fixture", ["host_bundle", "sklearn_host_bundle"], ids=["served", "sklearn"])
+def test_a_cold_start_in_the_host_bundle_imports_only_modules_with_shipped_bytecode(bundle_fixture, request):
+    # Given a host bundle (bytecode compiled the same way, for this machine's Python)
+    bundle: Bundle = request.getfixturevalue(bundle_fixture)
+
+    # When init and one prediction run from the bundle alone, writing no bytecode
+    completed = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", IMPORTED_AT_COLD_START, str(bundle.path)],
+                               capture_output=True, text=True, cwd=bundle.path, timeout=300, check=False)
+
+    # Then every module they imported from the bundle has its unchecked hash-based pyc there
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    imported = json.loads(completed.stdout.strip().splitlines()[-1])
+    host = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    without = [path for path in imported if not (bundle.path / pyc_path(path, host)).is_file()
+               or not pyc_header_ok(bundle.path / pyc_path(path, host), bundle.path / path, host)]
+    assert len(imported) > 100 and without == []
+
+
+@pytest.mark.slow
+def test_the_bundle_report_names_the_compiler_and_counts_the_pycs_it_ships(lambda_bundle: Bundle, default_config):
+    # Given the report written beside the cached bundle
+    report = json.loads(lambda_bundle.path.with_suffix(".json").read_text(encoding="utf-8"))
+
+    # Then it names a compiler of the target's Python (pyodide of that version, or that CPython itself)
+    version = default_config.python_version
+    assert re.fullmatch(rf"(pyodide {version.replace('.', '')}\.\d+\.\d+|native python{re.escape(version)} at \S+)"
+                        rf"( \(CPython {re.escape(version)}\.\d+\))?", lambda_bundle.bytecode_compiler)
+    assert report["bytecode"]["compiler"] == lambda_bundle.bytecode_compiler
+    # and counts exactly the pycs the bundle holds
+    assert report["bytecode"]["modules"] == lambda_bundle.bytecode_modules == len(shipped_pycs(lambda_bundle.path))

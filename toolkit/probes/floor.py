@@ -1,8 +1,6 @@
 """What a naive module-scope template does: joblib.load, then predict one record.
 
-argv: bundle directory, JSON file with {"artifact", "task", "input_format", "features",
-"records", "sizes", "iterations"}. With iterations > 0 it then times the raw model call
-on prebuilt inputs of each size.
+argv: bundle directory, JSON file with {"artifact", "task", "input_format", "features", "records"}.
 """
 
 import json
@@ -30,19 +28,8 @@ imported = time.perf_counter()
 model = joblib.load(inputs["artifact"])
 loaded = time.perf_counter()
 call = model.predict_proba if inputs["task"] == "classification" else model.predict
-call(model_input(inputs["records"][:1]))
+call(model_input(inputs["records"]))
 answered = time.perf_counter()
-
-raw = {}
-for size in inputs["sizes"] if inputs["iterations"] else []:
-    features = model_input((inputs["records"] * size)[:size])
-    call(features)
-    latencies = []
-    for _ in range(inputs["iterations"]):
-        begin = time.perf_counter()
-        call(features)
-        latencies.append(time.perf_counter() - begin)
-    raw[str(size)] = latencies
 
 print(json.dumps({
     "started": started,
@@ -50,5 +37,4 @@ print(json.dumps({
     "load": loaded - imported,
     "first_request": answered - loaded,
     "total_in_process": answered - clock,
-    "raw": raw,
 }))
