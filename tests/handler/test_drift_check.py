@@ -17,8 +17,7 @@ from handler.config import Settings
 from handler.drift_check import DriftCheckFailed, lambda_handler
 from handler.loading import LoadedModel, load_model
 from tests.drift_samples import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
-                                         shifted_customers)
-from tests.helpers import DEMO_MODEL_DIR
+                                 shifted_customers, unprofiled_model_dir)
 
 REGION, LOG_GROUP, BUCKET, NAMESPACE = "eu-west-1", "/aws/lambda/churn-api", "drift-reports-test", "ChurnModels"
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
@@ -159,7 +158,7 @@ def test_missing_settings_are_named(aws, lambda_context, monkeypatch):
         run(lambda_context)
 
 
-def test_a_model_without_a_profile_fails_the_run(aws, lambda_context, monkeypatch):
-    monkeypatch.setenv("MODEL_DIR", str(DEMO_MODEL_DIR))
+def test_a_model_without_a_profile_fails_the_run(aws, lambda_context, monkeypatch, tmp_path):
+    monkeypatch.setenv("MODEL_DIR", str(unprofiled_model_dir(tmp_path / "model")))
     with pytest.raises(DriftCheckFailed, match="pins no profile"):
         run(lambda_context)
