@@ -66,11 +66,12 @@ def run(lambda_context) -> dict[str, Any]:
 
 def metric_values(aws: dict[str, Any]) -> dict[str, float]:
     names = [metric["MetricName"] for metric in aws["cloudwatch"].list_metrics(Namespace=NAMESPACE)["Metrics"]]
+    published = datetime.now(UTC)  # the check publishes without a timestamp: CloudWatch stamps the real time
     values = {}
     for name in names:
         points = aws["cloudwatch"].get_metric_statistics(
             Namespace=NAMESPACE, MetricName=name, Dimensions=[{"Name": "service", "Value": "churn-api"}],
-            StartTime=NOW - timedelta(days=1), EndTime=NOW + timedelta(days=1), Period=86400,
+            StartTime=published - timedelta(days=1), EndTime=published + timedelta(days=1), Period=86400,
             Statistics=["Maximum"])["Datapoints"]
         values[name] = points[0]["Maximum"]
     return values
