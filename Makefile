@@ -16,8 +16,11 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK_DEPLOY_FLAGS ?=
 PUBLISH_FLAGS ?=
+# make drift: CURRENT=new.csv (new data), LOG_GROUP=name [SINCE=7d] (the deployed function), else make run's capture.
+CAPTURE_FILE := drift/capture.jsonl
+DRIFT_SOURCE = $(if $(CURRENT),--current $(CURRENT),$(if $(LOG_GROUP),--log-group $(LOG_GROUP) --since $(or $(SINCE),7d),--capture $(CAPTURE_FILE)))
 
-.PHONY: help run test model fuzz bench synth bootstrap deploy destroy publish clean score
+.PHONY: help run test model fuzz bench drift synth bootstrap deploy destroy publish clean score
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -60,6 +63,9 @@ bench: $(DEV_STAMP) model_artifacts/manifest.json ## measure cold start, latency
 
 fuzz: $(DEV_STAMP) model_artifacts/manifest.json ## send 10,000 generated requests to the local API (CASES to change)
 	$(PY) -m toolkit.fuzz --cases $(or $(CASES),10000)
+
+drift: $(DEV_STAMP) model_artifacts/manifest.json ## drift report in drift/: make run's traffic, CURRENT=new.csv or LOG_GROUP=name
+	$(PY) -m toolkit.drift $(DRIFT_SOURCE)
 
 synth: $(DEV_STAMP) node_modules/.installed ## build the Lambda bundle and write the CloudFormation template to cdk.out/
 	npx aws-cdk synth --quiet

@@ -168,8 +168,9 @@ def select_requirements(pins: Sequence[str], manifest: Manifest) -> list[str]:
 
 
 def model_files(manifest: Manifest) -> tuple[str, ...]:
-    """What the handler loads: the manifest and its runtime's artifact (an ONNX model leaves its joblib behind)."""
-    return (MANIFEST_FILE, manifest.artifact)
+    """What the handler loads: the manifest, its runtime's artifact (an ONNX model leaves its joblib behind) and
+    the training profile it pins (capture bins inputs by it, the drift check compares with it)."""
+    return (MANIFEST_FILE, manifest.artifact, *((manifest.profile,) if manifest.profile is not None else ()))
 
 
 def project_manifest(project_root: Path = PROJECT_ROOT) -> Manifest:

@@ -1,9 +1,12 @@
-"""Package a fitted scikit-learn estimator into model_artifacts/: the joblib artifact, its ONNX export, its manifest.
+"""Package a fitted scikit-learn estimator into model_artifacts/: the joblib artifact, its ONNX export, its manifest,
+its training profile and its model card.
 
 The manifest describes the input the model expects (read from the estimator and a sample of
-its training data), pins the artifact by sha256 and the library versions that pickled it, and
-records hold-out scores. The model is served by onnxruntime (model.onnx) when it converts and
-matches scikit-learn on the sample and edge cases, else by scikit-learn (see builder.onnx_export).
+its training data), pins the artifact by sha256 and the library versions that pickled it, pins the
+training profile (profile.json: the sample's distributions, for drift checks), and records hold-out
+scores; model_card.md and profile.png describe the model for people. The model is served by
+onnxruntime (model.onnx) when it converts and matches scikit-learn on the sample and edge cases,
+else by scikit-learn (see builder.onnx_export).
 Every check runs before anything is written, and the output directory is replaced in one rename,
 so a failed run leaves it untouched.
 """
@@ -33,8 +36,11 @@ from builder.export_env import ExportEnvError, ensure_export_env, run_in_export_
 from builder.features import (aligned_columns, example_request, infer_features, json_native, model_input, records,
                               typed_frame, without_column)
 from builder.metrics import holdout_metrics
+from builder.model_card import write_model_card
 from builder.onnx_export import DEFAULT_TOLERANCE, OnnxRefused, export_onnx
 from builder.pickle_version import PickleFacts, PickleVersionError, read_pickle_facts
+from builder.profile import training_profile, write_profile
+from handler.capture import read_profile
 from handler.config import MODEL_DIR_NAME
 from handler.manifest import Manifest, read_manifest, sha256_file, write_manifest
 from handler.runtimes import RUNTIMES
@@ -49,8 +55,9 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
                   name: str | None = None, version: str = "1", holdout_path: Path | None = None,
                   target: str | None = None, runtime: str = "auto",
                   parity_tolerance: float = DEFAULT_TOLERANCE) -> Manifest:
-    """Check the model against its sample, then write model.joblib, model.onnx (when onnx serves it)
-    and manifest.json into out_dir. runtime is auto (onnx when it matches scikit-learn), onnx or sklearn.
+    """Check the model against its sample, then write model.joblib, model.onnx (when onnx serves it),
+    profile.json, manifest.json, openapi.json and the model card into out_dir.
+    runtime is auto (onnx when it matches scikit-learn), onnx or sklearn.
 
     A model pickled by another scikit-learn version is never unpickled here: the same packaging runs in an
     export environment of that version (built once, cached under build/export-envs/)."""
@@ -68,13 +75,14 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
     features = infer_features(model, sample)
     typed_sample = typed_frame(sample, features, "sample")
     sample_input = model_input(typed_sample, input_format)
+    expected = predictions(model, sample_input)
     metrics = None if holdout_path is None else holdout_metrics(
         model, task, read_table(holdout_path, "hold-out"), target, features, input_format)
     with workspace(out_dir) as scratch:
         staged = scratch / "new"
         staged.mkdir()
         joblib.dump(model, staged / ARTIFACT)
-        check_reload(model, staged / ARTIFACT, sample_input)
+        check_reload(expected, staged / ARTIFACT, sample_input)
         manifest = Manifest(
             name=name or model_path.stem, version=version, created_at=build_time(), task=task,
             input_format=input_format, features=features, example=example_request(typed_sample),
@@ -83,8 +91,10 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
             classes=classes, metrics=metrics,
         )
         manifest = select_runtime(manifest, model, records(typed_sample), staged, runtime, parity_tolerance)
+        manifest = pin_training_profile(manifest, typed_sample, expected[0], staged)
         write_manifest(manifest, staged)
         write_openapi(manifest, staged)
+        write_card(manifest, staged)
         swap_into_place(staged, out_dir, scratch)
     return manifest
 
@@ -173,9 +183,8 @@ def predictions(model: Any, inputs: Any) -> list[np.ndarray]:
                 if hasattr(model, method)]
 
 
-def check_reload(model: Any, artifact: Path, inputs: Any) -> None:
-    """The saved artifact, loaded back, must predict exactly as the model in memory."""
-    expected = predictions(model, inputs)
+def check_reload(expected: list[np.ndarray], artifact: Path, inputs: Any) -> None:
+    """The saved artifact, loaded back, must predict exactly as the model in memory did (expected)."""
     with foreign("cannot load the saved artifact back"):
         reloaded = joblib.load(artifact)
     actual = predictions(reloaded, inputs)
@@ -205,6 +214,23 @@ def select_runtime(manifest: Manifest, model: Any, sample: list[dict[str, Any]],
                    versions=library_versions(manifest.input_format, "onnx"))
 
 
+def pin_training_profile(manifest: Manifest, typed_sample: pd.DataFrame, predicted: np.ndarray,
+                         staged: Path) -> Manifest:
+    """Write profile.json (the sample's and its predictions' distributions) and pin it in the manifest."""
+    with foreign("cannot profile the sample"):
+        profile = training_profile(manifest.features, typed_sample, predicted, manifest.classes)
+    name, sha256 = write_profile(profile, staged)
+    return replace(manifest, profile=name, profile_sha256=sha256)
+
+
+def write_card(manifest: Manifest, staged: Path) -> None:
+    """model_card.md and profile.png, from the profile read back as the handler reads it (so it is proven to load)."""
+    try:
+        write_model_card(manifest, read_profile(staged, manifest), staged)
+    except ImportError as error:  # matplotlib draws the card's plot
+        raise PackagingError(f"cannot write the model card: {error} (install the build dependencies)") from None
+
+
 def library_versions(input_format: str, runtime: str = "sklearn") -> dict[str, str]:
     """The versions that pickled the artifact (it only loads under the same ones), and exported it to ONNX."""
     distributions = [*RUNTIMES[runtime].recorded_versions] + (["pandas"] if input_format == "dataframe" else [])
@@ -226,8 +252,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m builder.packager",
         description="Package a fitted scikit-learn estimator (joblib) into a directory holding "
-                    "model.joblib, model.onnx (when onnxruntime can serve it) and manifest.json, "
-                    "after checking it against a sample of its input.")
+                    "model.joblib, model.onnx (when onnxruntime can serve it), manifest.json, the training "
+                    "profile and a model card, after checking it against a sample of its input.")
     parser.add_argument("--model", type=Path, required=True, help="fitted estimator saved with joblib")
     parser.add_argument("--sample", type=Path, required=True,
                         help="CSV sample of the training data, one column per model input")

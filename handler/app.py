@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -17,10 +18,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handler import routes
+from handler.capture import Capture, read_profile
 from handler.config import observability_names
+from handler.drift import ProfileError
 from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
 from handler.loading import LoadedModel, load_model_from_environment
-from handler.scoring import model_identity, score
+from handler.scoring import model_identity, predict_batch
 from handler.snapstart import register_snapstart_hooks
 from handler.validation import parse_json_body
 
@@ -48,7 +51,39 @@ def initialise() -> LoadedModel | None:
     return model
 
 
+def start_capture(model: LoadedModel | None) -> Capture | None:
+    """The capture of served inputs for the drift check, or None when it is off.
+
+    Monitoring fails open: without a usable profile the model still serves, one warning names the cause
+    and CaptureDisabled is emitted (so an alarm or the dashboard can show that drift goes unwatched).
+    """
+    if model is None or model.settings.capture_mode == "off":
+        return None
+    settings, manifest = model.settings, model.manifest
+    if model.profile_problem is not None:
+        return capture_disabled("profile_unavailable", model.profile_problem)
+    try:
+        profile = read_profile(settings.model_dir, manifest)
+    except ProfileError as error:
+        return capture_disabled("profile_missing" if manifest.profile is None else "profile_invalid", str(error))
+    if profile.feature_names != manifest.feature_names:
+        return capture_disabled("profile_invalid", "the profile describes other features than the manifest")
+    if logger.log_level > logging.INFO:
+        return capture_disabled("log_level", "capture lines are logged at INFO, which the log level drops")
+    return Capture(profile, manifest, mode=settings.capture_mode, sample_rate=settings.capture_sample_rate)
+
+
+def capture_disabled(cause: str, detail: str) -> None:
+    """Log why capture is off and emit CaptureDisabled; None, the capture there is."""
+    logger.warning(f"Capture disabled ({cause}): {detail}; the model serves without drift monitoring",
+                   extra={"cause": cause})
+    metrics.add_metric(name="CaptureDisabled", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()  # now, like ModelLoadFailure: the first request may be long in coming
+    return None
+
+
 MODEL = initialise()
+CAPTURE = start_capture(MODEL)
 register_snapstart_hooks()
 
 
@@ -60,17 +95,21 @@ def require_model(router: APIGatewayHttpResolver, next_middleware: Callable[...,
 
 
 def predict() -> dict[str, Any]:
-    """POST /predict: validate every instance, then predict them in one call."""
+    """POST /predict: validate every instance, predict them in one call, log a capture line when sampled."""
     event = app.current_event
     payload = parse_json_body(event.body, is_base64=event.is_base64_encoded,
                               content_type=event.headers.get("content-type"),
                               max_bytes=MODEL.settings.max_body_bytes)
-    scored = score(MODEL, payload)
+    batch = MODEL.validator.validate(payload)
+    scored = predict_batch(MODEL, batch)
     metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=scored.count)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=scored.latency_ms)
     if scored.unknown_categories:
         metrics.add_metric(name="UnknownCategories", unit=MetricUnit.Count, value=scored.unknown_categories)
     metrics.add_metadata(key="model_version", value=MODEL.manifest.version)
+    line = None if CAPTURE is None else CAPTURE.line(batch.columns, scored.predictions)
+    if line is not None:
+        logger.info(line)  # the drift check finds it by its plain term "model-input"
     return {"predictions": scored.predictions, "model": model_identity(MODEL.manifest)}
 
 

@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from handler.config import CAPTURE_MODES
 from handler.drift import PROFILE_FILE, Counts, Profile, ProfileError, bin_codes, prediction_values, profile_from_json
 from handler.manifest import Manifest
 
 CAPTURE_TYPE = "model-input"
 CAPTURE_VERSION = 1
-CAPTURE_MODES = ("off", "binned", "raw")
 PROFILE_ID_LENGTH = 12  # enough of the sha256 to tell two profiles apart in a log line
 
 
@@ -97,22 +97,12 @@ def count_line(counts: Counts, profile: Profile, line: Mapping[str, Any]) -> boo
     return True
 
 
-def profile_pin(manifest: Manifest) -> tuple[str, str] | None:
-    """The profile file name and sha256 the manifest pins, or None for a manifest without a profile."""
-    name, sha256 = manifest.extra.get("profile"), manifest.extra.get("profile_sha256")
-    return None if name is None else (name, sha256)
-
-
 def read_profile(model_dir: Path, manifest: Manifest) -> Profile:
     """The profile beside the manifest, verified against its pin; ProfileError when missing or altered."""
-    pin = profile_pin(manifest)
-    if pin is None:
+    if manifest.profile is None:
         raise ProfileError(f"the manifest pins no profile (package the model again to write {PROFILE_FILE})")
-    name, sha256 = pin
-    if not isinstance(name, str) or "/" in name or name.startswith("."):
-        raise ProfileError("the manifest's profile must be a plain file name")
     try:
-        data = (model_dir / name).read_bytes()
+        data = (model_dir / manifest.profile).read_bytes()
     except OSError as error:
-        raise ProfileError(f"{name} unreadable ({error.strerror})") from None
-    return profile_from_json(data, sha256)
+        raise ProfileError(f"{manifest.profile} unreadable ({error.strerror})") from None
+    return profile_from_json(data, manifest.profile_sha256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ DEFAULT_METRICS_NAMESPACE = "SklearnModelApi"
 MODEL_DIR = "MODEL_DIR"
 MAX_INSTANCES, MAX_BODY_BYTES, MAX_STRING_LENGTH = "MAX_INSTANCES", "MAX_BODY_BYTES", "MAX_STRING_LENGTH"
 DOCS_ENABLED = "DOCS_ENABLED"
+# Drift capture: what each sampled request logs for the drift check (raw values are a privacy decision).
+CAPTURE_MODE, CAPTURE_SAMPLE_RATE = "CAPTURE_MODE", "CAPTURE_SAMPLE_RATE"
+CAPTURE_MODES = ("off", "binned", "raw")
 # Set together (by the stack, with model_source s3): the model is fetched from S3 at init, not read from MODEL_DIR.
 MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256 = "MODEL_S3_BUCKET", "MODEL_S3_PREFIX", "MODEL_SHA256"
 # Powertools' own variables.
@@ -51,6 +55,8 @@ class Settings:
     max_string_length: int = 256
     docs_enabled: bool = False
     model_s3: S3ModelLocation | None = None
+    capture_mode: str = "binned"
+    capture_sample_rate: float = 1.0
 
 
 # variable name -> (field, smallest allowed value)
@@ -83,11 +89,32 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if docs not in ("true", "false"):
         problems.append(f"{DOCS_ENABLED} must be true or false, got {environ[DOCS_ENABLED]!r}")
     values["docs_enabled"] = docs == "true"
+    _read_capture(environ, values, problems)
     if any(environ.get(variable) for variable in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)):
         values["model_s3"] = _s3_location(environ, problems)
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(**values)
+
+
+def _read_capture(environ: Mapping[str, str], values: dict[str, object], problems: list[str]) -> None:
+    """CAPTURE_MODE (off, binned or raw) and CAPTURE_SAMPLE_RATE (a share from 0 to 1) into values."""
+    mode = environ.get(CAPTURE_MODE, "").strip().lower()
+    if mode:
+        if mode in CAPTURE_MODES:
+            values["capture_mode"] = mode
+        else:
+            problems.append(f"{CAPTURE_MODE} must be one of {', '.join(CAPTURE_MODES)}, got {environ[CAPTURE_MODE]!r}")
+    raw = environ.get(CAPTURE_SAMPLE_RATE, "")
+    if raw:
+        try:
+            rate = float(raw)
+        except ValueError:
+            rate = math.nan
+        if 0.0 <= rate <= 1.0:  # NaN fails both comparisons
+            values["capture_sample_rate"] = rate
+        else:
+            problems.append(f"{CAPTURE_SAMPLE_RATE} must be a number from 0 to 1, got {raw!r}")
 
 
 def _s3_location(environ: Mapping[str, str], problems: list[str]) -> S3ModelLocation | None:
@@ -118,6 +145,10 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         environment[MODEL_DIR] = str(settings.model_dir)
     if settings.docs_enabled:
         environment[DOCS_ENABLED] = "true"
+    if settings.capture_mode != defaults.capture_mode:
+        environment[CAPTURE_MODE] = settings.capture_mode
+    if settings.capture_sample_rate != defaults.capture_sample_rate:
+        environment[CAPTURE_SAMPLE_RATE] = repr(settings.capture_sample_rate)
     if settings.model_s3 is not None:
         environment |= {MODEL_S3_BUCKET: settings.model_s3.bucket, MODEL_S3_PREFIX: settings.model_s3.prefix,
                         MODEL_SHA256: settings.model_s3.sha256}

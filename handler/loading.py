@@ -8,12 +8,16 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from handler.config import S3ModelLocation, Settings, SettingsError, load_settings
 from handler.errors import ModelLoadError
 from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestMissing, read_manifest
 from handler.predictors import Predictor, load_predictor
 from handler.validation import RequestValidator
+
+if TYPE_CHECKING:  # botocore is imported only for a model in S3
+    from handler.model_source import S3Objects
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class LoadedModel:
     predictor: Predictor
     validator: RequestValidator
     settings: Settings
+    profile_problem: str | None = None  # why the pinned profile could not be fetched from S3 (capture is then off)
 
 
 def manifest_in(model_dir: Path) -> Manifest:
@@ -61,16 +66,20 @@ def load_model_from_environment(environ: Mapping[str, str]) -> LoadedModel:
         settings = load_settings(environ)
     except SettingsError as error:
         raise ModelLoadError("settings_invalid", str(error)) from None
-    if settings.model_s3 is not None:
-        settings = replace(settings, model_dir=fetch_published_model(settings.model_s3))
-    return load_model(settings)
+    if settings.model_s3 is None:
+        return load_model(settings)
+    directory, profile_problem = fetch_published_model(settings.model_s3)
+    return replace(load_model(replace(settings, model_dir=directory)), profile_problem=profile_problem)
 
 
-def fetch_published_model(location: S3ModelLocation) -> Path:
-    """A new directory in the temp dir (/tmp on Lambda) holding the published manifest and artifact, verified.
+def fetch_published_model(location: S3ModelLocation) -> tuple[Path, str | None]:
+    """A new directory in the temp dir (/tmp on Lambda) holding the published manifest, artifact and profile,
+    and why the profile could not be fetched (None when it was, or when the manifest pins none).
 
     The manifest must pin the deployment's sha256 and the artifact must hash to it; on any failure the
-    directory is removed and a ModelLoadError names the cause.
+    directory is removed and a ModelLoadError names the cause. The profile only serves monitoring, so a
+    failure to fetch it fails open: the model loads and capture stays off, naming the S3 cause. Its bytes
+    are verified against profile_sha256 when the handler reads them, as for a bundled model.
     """
     from handler.model_source import S3Objects  # botocore is imported only for a model in S3
 
@@ -83,7 +92,17 @@ def fetch_published_model(location: S3ModelLocation) -> Path:
                 raise ModelLoadError("sha256_mismatch", f"{objects.url(MANIFEST_FILE)} pins {manifest.sha256}, "
                                                         f"the deployment pins {location.sha256}")
             objects.download(manifest.artifact, directory, expected_sha256=location.sha256)
+            profile_problem = None if manifest.profile is None else _fetch_profile(objects, manifest, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return directory
+    return directory, profile_problem
+
+
+def _fetch_profile(objects: S3Objects, manifest: Manifest, directory: Path) -> str | None:
+    """Download the pinned profile; the ModelLoadError's cause and detail instead of raising it."""
+    try:
+        objects.download(manifest.profile, directory)
+    except ModelLoadError as error:
+        return f"{error.cause}: {error.detail}"
+    return None

@@ -68,6 +68,7 @@ class Manifest:
 
     `artifact` and `sha256` name the file the runtime loads. With the onnx runtime,
     `sklearn_artifact` and `sklearn_sha256` pin the joblib pipeline it was exported from.
+    `profile` and `profile_sha256` pin the training profile the drift check compares served inputs with.
     """
 
     name: str
@@ -83,6 +84,8 @@ class Manifest:
     runtime: str = "sklearn"
     sklearn_artifact: str | None = None
     sklearn_sha256: str | None = None
+    profile: str | None = None
+    profile_sha256: str | None = None
     parity: Parity | None = None
     runtime_fallback: str | None = None  # why onnx was not chosen, e.g. "parity_miss: ..."
     classes: list[Any] | None = None
@@ -106,7 +109,7 @@ class Manifest:
     def public_view(self) -> dict[str, Any]:
         """What `GET /model` shows: no file names nor build diagnostics, nothing about where the artifact lives."""
         data = self.to_dict()
-        for private in ("artifact", "sklearn_artifact", "runtime_fallback"):
+        for private in ("artifact", "sklearn_artifact", "profile", "runtime_fallback"):
             data.pop(private, None)
         return data
 
@@ -142,7 +145,8 @@ def manifest_from_dict(data: Any) -> Manifest:
         problems.append(f"runtime must be one of {tuple(RUNTIMES)}")
     if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         problems.append(f"schema_version must be {SCHEMA_VERSION}")
-    for file_key, sha_key in (("artifact", "sha256"), ("sklearn_artifact", "sklearn_sha256")):
+    for file_key, sha_key in (("artifact", "sha256"), ("sklearn_artifact", "sklearn_sha256"),
+                              ("profile", "profile_sha256")):
         if file_key in data or sha_key in data:
             problems.extend(_pin_problems(data, file_key, sha_key))
     fallback = data.get("runtime_fallback")

@@ -35,6 +35,17 @@ def profiled_model_dir(directory: Path) -> Path:
     return model_dir
 
 
+def unprofiled_model_dir(directory: Path) -> Path:
+    """A copy of the demo model directory as packaged before profiles: the manifest pins none."""
+    model_dir = Path(shutil.copytree(DEMO_MODEL_DIR, directory))
+    path = model_dir / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["profile"], data["profile_sha256"]
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    (model_dir / "profile.json").unlink()
+    return model_dir
+
+
 def fresh_customers(n_rows: int) -> pd.DataFrame:
     """New customers from the training distribution (another seed), without the target."""
     return make_customers(n_rows, seed=SEED + 1).drop(columns=[TARGET])

@@ -1,24 +1,43 @@
 """Serve the Lambda handler on localhost as API Gateway would: `python -m toolkit.local_api`.
 
 Each HTTP request becomes a real HTTP API v2 event; the handler's result becomes the HTTP
-response. PORT (default 3000) and HOST (default 127.0.0.1) pick the address.
+response. PORT (default 3000) and HOST (default 127.0.0.1) pick the address. Every capture line the
+handler logs is also appended to drift/capture.jsonl, which `make drift` reports on.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
+import logging
 import os
+import shlex
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from handler.capture import CAPTURE_TYPE, capture_text
 from toolkit.events import LambdaContext, decode_response, http_api_event
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_LOCAL_BODY = 16 * 1024 * 1024  # read no more than this; the handler enforces its own cap
+CAPTURE_FILE = Path("drift") / "capture.jsonl"
+
+
+class CaptureFile(logging.Handler):
+    """A logging handler appending each capture line the handler logs to a JSON-lines file (others are ignored)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.msg
+        if isinstance(line, dict) and line.get("capture") == CAPTURE_TYPE:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as stream:  # handle() holds the lock: one writer at a time
+                stream.write(capture_text(line) + "\n")
 
 
 def make_server(host: str, port: int, lambda_handler: Handler, *, quiet: bool = False) -> ThreadingHTTPServer:
@@ -61,8 +80,10 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApi-local")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "model-api-local")
     os.environ.setdefault("DOCS_ENABLED", "true")
-    from handler.app import MODEL, lambda_handler  # init happens here, as in Lambda
+    from handler.app import CAPTURE, MODEL, lambda_handler, logger  # init happens here, as in Lambda
     from handler.config import DEFAULT_MODEL_DIR
+
+    logger.addHandler(CaptureFile(CAPTURE_FILE))
 
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "3000"))
     server = make_server(host, port, lambda_handler)
@@ -73,7 +94,11 @@ def main() -> int:
     print(f"  {curl_example(base_url, Path(os.environ.get('MODEL_DIR') or DEFAULT_MODEL_DIR))}\n")
     print(f"  curl -s {base_url}/model\n")
     if os.environ["DOCS_ENABLED"] == "true":
-        print(f"Interactive docs: {base_url}/docs (the contract: {base_url}/openapi.json)\n", flush=True)
+        print(f"Interactive docs: {base_url}/docs (the contract: {base_url}/openapi.json)\n")
+    if CAPTURE is not None:
+        print(f"Inputs are captured to {CAPTURE_FILE} (binned unless CAPTURE_MODE says otherwise): "
+              "`make drift` compares them with the training profile.\n")
+    sys.stdout.flush()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

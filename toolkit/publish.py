@@ -2,8 +2,8 @@
 
     python -m toolkit.publish [--bucket B] [--prefix models/] [--profile P] [--region R] [--stack S] [--model-dir D]
 
-The manifest's artifact, then manifest.json, go to <prefix><name>/<version>/, each with its sha256 as object
-metadata (`sha256`) and as S3's own SHA256 checksum. A version is written once: publishing the same bytes
+The manifest's artifact and the training profile it pins, then manifest.json, go to <prefix><name>/<version>/,
+each with its sha256 as object metadata (`sha256`) and as S3's own SHA256 checksum. A version is written once: publishing the same bytes
 again changes nothing, other bytes under a published version are refused. Without --bucket the bucket is
 cdk.json's model_bucket_name, else the deployed stack's ModelBucketName output.
 """
@@ -55,27 +55,38 @@ class Publication:
 
 
 def publish(client: Any, model_dir: Path, *, bucket: str, prefix: str = DEFAULT_PREFIX) -> Publication:
-    """Upload the verified artifact, then its manifest, under `<prefix><name>/<version>/` in bucket."""
+    """Upload the verified artifact and profile, then their manifest, under `<prefix><name>/<version>/` in bucket.
+
+    Every file is checked against its pin before anything is uploaded; the manifest goes last, so a
+    publication whose manifest is there holds every file it pins.
+    """
     try:
         manifest = read_manifest(model_dir)
     except ManifestError as error:
         raise PublishError(f"{model_dir}: {error} (package a model first: make model)") from None
-    try:
-        artifact = (model_dir / manifest.artifact).read_bytes()
-    except OSError as error:
-        raise PublishError(f"{model_dir / manifest.artifact}: {error.strerror} (package the model again)") from None
-    if _sha256(artifact) != manifest.sha256:
-        raise PublishError(f"{model_dir / manifest.artifact} is not the artifact its manifest pins: package it again")
+    pinned = [("artifact", manifest.artifact, manifest.sha256)] + (
+        [("profile", manifest.profile, manifest.profile_sha256)] if manifest.profile is not None else [])
+    files = [(name, _pinned_bytes(model_dir / name, sha256, what)) for what, name, sha256 in pinned]
     key_prefix = f"{prefix}{manifest.name}/{manifest.version}/"
     if not re.fullmatch(KEY_PREFIX_PATTERN, key_prefix):
         raise PublishError(f"{key_prefix!r} is not a key prefix the stack accepts: use letters, digits and "
                            "_ . = + - / in --prefix, the model name and its version")
     written = {name: _put_once(client, bucket, key_prefix + name, data)
-               for name, data in ((manifest.artifact, artifact),
-                                  (MANIFEST_FILE, (model_dir / MANIFEST_FILE).read_bytes()))}
+               for name, data in (*files, (MANIFEST_FILE, (model_dir / MANIFEST_FILE).read_bytes()))}
     return Publication(bucket=bucket, key_prefix=key_prefix, sha256=manifest.sha256,
                        uploaded=tuple(name for name, wrote in written.items() if wrote),
                        unchanged=tuple(name for name, wrote in written.items() if not wrote))
+
+
+def _pinned_bytes(path: Path, sha256: str, what: str) -> bytes:
+    """The bytes of a file the manifest pins, refused unless they hash to the pin."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PublishError(f"{path}: {error.strerror} (package the model again)") from None
+    if _sha256(data) != sha256:
+        raise PublishError(f"{path} is not the {what} its manifest pins: package the model again")
+    return data
 
 
 def _put_once(client: Any, bucket: str, key: str, data: bytes) -> bool:

@@ -34,6 +34,7 @@ from builder.bundler import (
     runtime_pins,
     select_requirements,
 )
+from tests.drift_samples import unprofiled_model_dir
 from tests.helpers import DEMO_MODEL_DIR, PROJECT_ROOT, project_with_model
 
 from toolkit.events import predict_event
@@ -158,7 +159,7 @@ def test_an_onnx_spec_installs_the_onnx_group_and_ships_only_the_onnx_artifact(t
 
     # Then
     assert (spec.runtime, spec.requirements) == ("onnx", tuple(ONNX_PINS))
-    assert spec.model_files == ("manifest.json", "model.onnx")
+    assert spec.model_files == ("manifest.json", "model.onnx", "profile.json")
 
 
 def test_a_sklearn_spec_installs_the_sklearn_group_with_pandas_for_a_dataframe_model(tmp_path, sklearn_demo_dir):
@@ -170,7 +171,7 @@ def test_a_sklearn_spec_installs_the_sklearn_group_with_pandas_for_a_dataframe_m
 
     # Then
     assert (spec.runtime, spec.requirements) == ("sklearn", tuple(SKLEARN_PINS))
-    assert spec.model_files == ("manifest.json", "model.joblib")
+    assert spec.model_files == ("manifest.json", "model.joblib", "profile.json")
 
 
 def test_a_spec_for_an_s3_model_ships_no_model_files_but_its_runtimes_libraries(tmp_path):
@@ -184,6 +185,15 @@ def test_a_spec_for_an_s3_model_ships_no_model_files_but_its_runtimes_libraries(
     assert spec.model_files == ()
     assert spec.requirements == tuple(ONNX_PINS)
     assert all("model_artifacts" not in path.parts for path in spec.source_files())
+
+
+def test_a_model_packaged_before_profiles_ships_without_one(tmp_path):
+    # Given a manifest that pins no profile
+    root = project_with_model(tmp_path, unprofiled_model_dir(tmp_path / "unprofiled"))
+
+    # When / Then
+    assert BundleSpec.for_project(lambda_target("arm64", "3.14"), root).model_files == ("manifest.json",
+                                                                                         "model.onnx")
 
 
 def test_a_missing_artifact_is_named_before_anything_is_built(tmp_path):
@@ -266,7 +276,7 @@ def test_lambda_bundle_holds_the_handler_the_model_files_and_only_its_runtimes_p
     # Then
     assert (lambda_bundle.path / "handler" / "app.py").is_file()
     assert sorted(path.name for path in (lambda_bundle.path / "model_artifacts").iterdir()) == sorted(
-        ["manifest.json", manifest["artifact"]])
+        ["manifest.json", manifest["artifact"], manifest["profile"]])
     assert not set(versions) & DEV_PACKAGES
     assert not {"aws_cdk", "boto3", "botocore", "moto", "pytest", "cdk_nag", "hypothesis", "matplotlib",
                 "toolkit", "infra", "tests"} & {entry.name for entry in lambda_bundle.path.iterdir()}

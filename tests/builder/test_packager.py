@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.multioutput import MultiOutputClassifier
 
+from handler.capture import read_profile
 from handler.manifest import read_manifest, sha256_file
 from tests.models import (ARRAY_FEATURES, FEATURES, PLANS, REGIONS, TRAIN_ROWS, Case, CliResult,
                                     ForgetfulClassifier, array_pipeline, edited_csv, handler_frame, packaged,
@@ -139,6 +140,41 @@ def test_classifier_metrics_come_from_the_holdout(classifier_manifest: dict[str,
     assert metrics["log_loss"] > 0
 
 
+def test_classifier_profile_is_pinned_and_describes_the_sample_and_its_predictions(
+        classifier_output: Path, classifier_manifest: dict[str, Any], classifier_case: Case) -> None:
+    # Given the packaged directory
+    manifest = read_manifest(classifier_output)
+
+    # When its profile is read as the handler reads it (verified against its pin)
+    profile = read_profile(classifier_output, manifest)
+
+    # Then it is pinned beside the manifest, covers every feature in order and the predicted classes
+    assert (classifier_manifest["profile"], classifier_manifest["profile_sha256"]) == (
+        "profile.json", sha256_file(classifier_output / "profile.json"))
+    assert profile.feature_names == FEATURES and profile.rows == TRAIN_ROWS
+    assert profile.prediction.kind == "categorical" and profile.prediction.categories == [0, 1]
+    predicted = joblib.load(classifier_case.model).predict(pd.read_csv(classifier_case.sample)[FEATURES])
+    assert profile.prediction.fractions[1] == pytest.approx(predicted.mean(), abs=1e-6)
+    # And a model card with its plot is written beside it, naming the model and its hold-out scores
+    card = (classifier_output / "model_card.md").read_text(encoding="utf-8")
+    assert card.startswith("# Model card: model 1") and "| roc_auc |" in card and "![" in card
+    assert (classifier_output / "profile.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_profile_is_reproducible(classifier_case: Case, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a reproducible build
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1704164645")
+
+    # When the same model is packaged twice
+    packaged(classifier_case, tmp_path / "one")
+    packaged(classifier_case, tmp_path / "two")
+
+    # Then the profile, the card and its plot are the same bytes
+    for name in ("profile.json", "model_card.md", "profile.png"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
 # --- other kinds of model ---------------------------------------------------------------------
 
 
@@ -155,6 +191,9 @@ def test_regressor_manifest_has_regression_metrics_and_no_classes(regressor_case
     assert manifest["metrics"]["r2"] > 0.5
     assert manifest["metrics"]["rmse"] >= manifest["metrics"]["mae"] > 0
     assert [feature["name"] for feature in manifest["features"]] == FEATURES
+    # And its profile describes the predicted values over quantile bins
+    prediction = read_profile(tmp_path / "out", read_manifest(tmp_path / "out")).prediction
+    assert prediction.kind == "numeric" and len(prediction.edges) == len(prediction.fractions) - 1 > 1
 
 
 def test_array_pipeline_takes_names_from_the_header_and_categories_by_position(array_case: Case,
@@ -219,7 +258,8 @@ def test_cli_replaces_an_earlier_output_whole(published: Path, array_case: Case,
     assert result.stderr_lines == []
     assert len(result.stdout_lines) == 1 and "model 3" in result.stdout_lines[0]
     assert sorted(path.name for path in published.iterdir()) == ["manifest.json", "model.joblib", "model.onnx",
-                                                                 "openapi.json"]
+                                                                 "model_card.md", "openapi.json", "profile.json",
+                                                                 "profile.png"]
     assert read_manifest(published).input_format == "array"
     assert [path.name for path in published.parent.iterdir()] == ["model_artifacts"]
 

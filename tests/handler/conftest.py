@@ -56,12 +56,11 @@ class FakeS3:
     url: str = ""
 
     def publish_demo(self, bucket: str = BUCKET, prefix: str = "models/demo/1/") -> S3ModelLocation:
-        """Serve the demo model's manifest and artifact under prefix; its location."""
-        manifest = (DEMO_MODEL_DIR / "manifest.json").read_bytes()
+        """Serve the demo model's manifest, artifact and profile under prefix; its location."""
         location = S3ModelLocation(bucket, prefix, hashlib.sha256((DEMO_MODEL_DIR / "model.onnx").read_bytes())
                                    .hexdigest())
-        self.objects[f"{bucket}/{location.key('manifest.json')}"] = manifest
-        self.objects[f"{bucket}/{location.key('model.onnx')}"] = (DEMO_MODEL_DIR / "model.onnx").read_bytes()
+        for name in ("manifest.json", "model.onnx", "profile.json"):
+            self.objects[f"{bucket}/{location.key(name)}"] = (DEMO_MODEL_DIR / name).read_bytes()
         return location
 
 

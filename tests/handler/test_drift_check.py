@@ -17,8 +17,7 @@ from handler.config import Settings
 from handler.drift_check import DriftCheckFailed, lambda_handler
 from handler.loading import LoadedModel, load_model
 from tests.drift_samples import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
-                                         shifted_customers)
-from tests.helpers import DEMO_MODEL_DIR
+                                 shifted_customers, unprofiled_model_dir)
 
 REGION, LOG_GROUP, BUCKET, NAMESPACE = "eu-west-1", "/aws/lambda/churn-api", "drift-reports-test", "ChurnModels"
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
@@ -67,11 +66,12 @@ def run(lambda_context) -> dict[str, Any]:
 
 def metric_values(aws: dict[str, Any]) -> dict[str, float]:
     names = [metric["MetricName"] for metric in aws["cloudwatch"].list_metrics(Namespace=NAMESPACE)["Metrics"]]
+    published = datetime.now(UTC)  # the check publishes without a timestamp: CloudWatch stamps the real time
     values = {}
     for name in names:
         points = aws["cloudwatch"].get_metric_statistics(
             Namespace=NAMESPACE, MetricName=name, Dimensions=[{"Name": "service", "Value": "churn-api"}],
-            StartTime=NOW - timedelta(days=1), EndTime=NOW + timedelta(days=1), Period=86400,
+            StartTime=published - timedelta(days=1), EndTime=published + timedelta(days=1), Period=86400,
             Statistics=["Maximum"])["Datapoints"]
         values[name] = points[0]["Maximum"]
     return values
@@ -159,7 +159,7 @@ def test_missing_settings_are_named(aws, lambda_context, monkeypatch):
         run(lambda_context)
 
 
-def test_a_model_without_a_profile_fails_the_run(aws, lambda_context, monkeypatch):
-    monkeypatch.setenv("MODEL_DIR", str(DEMO_MODEL_DIR))
+def test_a_model_without_a_profile_fails_the_run(aws, lambda_context, monkeypatch, tmp_path):
+    monkeypatch.setenv("MODEL_DIR", str(unprofiled_model_dir(tmp_path / "model")))
     with pytest.raises(DriftCheckFailed, match="pins no profile"):
         run(lambda_context)

@@ -28,7 +28,8 @@ def test_manifest_round_trips_through_json(manifest_data, tmp_path):
 def test_public_view_hides_the_artifact_file_names_and_build_diagnostics(manifest_data):
     manifest_data["runtime_fallback"] = "parity_miss: max abs difference 0.08"
     view = manifest_from_dict(manifest_data).public_view()
-    assert not {"artifact", "sklearn_artifact", "runtime_fallback"} & set(view)
+    assert not {"artifact", "sklearn_artifact", "profile", "runtime_fallback"} & set(view)
+    assert view["profile_sha256"] == manifest_data["profile_sha256"]
     assert view["sha256"] == manifest_data["sha256"] and view["versions"] == manifest_data["versions"]
     assert view["runtime"] == "onnx" and view["parity"] == manifest_data["parity"]
 
@@ -50,6 +51,8 @@ def test_missing_keys_are_all_named(manifest_data):
     ("runtime", "tensorflow", "runtime must be one of"),
     ("sklearn_sha256", "ABC", "sklearn_sha256 must be 64 lowercase hex"),
     ("sklearn_artifact", ".hidden", "sklearn_artifact must be a plain file name"),
+    ("profile", "drift/profile.json", "profile must be a plain file name"),
+    ("profile_sha256", "ABC", "profile_sha256 must be 64 lowercase hex"),
     ("runtime_fallback", "it did not work", "runtime_fallback must start with one of"),
     ("parity", {"tolerance": 1e-5}, "parity: .*missing"),
     ("parity", {"tolerance": -1, "max_abs_difference": 0, "rows": 3}, "parity: tolerance and max_abs_difference"),
@@ -61,6 +64,17 @@ def test_invalid_values_are_refused(manifest_data, key, value, message):
     manifest_data[key] = value
     with pytest.raises(ManifestError, match=message):
         manifest_from_dict(manifest_data)
+
+
+def test_the_profile_is_pinned_as_a_pair(manifest_data):
+    # Given a manifest naming its profile without the sha256 that pins it
+    del manifest_data["profile_sha256"]
+    # Then it is refused, as an artifact without its sha256 would be
+    with pytest.raises(ManifestError, match="profile_sha256 must be 64 lowercase hex"):
+        manifest_from_dict(manifest_data)
+    # And a manifest without a profile at all (packaged before profiles) is valid
+    del manifest_data["profile"]
+    assert manifest_from_dict(manifest_data).profile is None
 
 
 def test_a_missing_manifest_is_told_apart_from_a_broken_one(tmp_path: Path):

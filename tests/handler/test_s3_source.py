@@ -44,6 +44,10 @@ def corrupt_the_published_artifact(s3_client: Any, location: Any) -> None:
     s3_client.put_object(Bucket=BUCKET, Key=key, Body=bytes(data))
 
 
+def delete_the_published_profile(s3_client: Any, location: Any) -> None:
+    s3_client.delete_object(Bucket=BUCKET, Key=location.key_prefix + "profile.json")
+
+
 def replace_the_published_manifest(s3_client: Any, location: Any, body: bytes) -> None:
     s3_client.put_object(Bucket=BUCKET, Key=location.key_prefix + "manifest.json", Body=body)
 
@@ -91,11 +95,13 @@ def test_a_published_model_is_fetched_verified_and_served(published, temp_root, 
     # Given the demo model published with toolkit.publish
     # When a new container initialises with the location the stack sets
     app = reinitialised_handler(**s3_environment(published))
-    # Then it answers from the downloaded copy, which holds the two verified files and nothing half-written
+    # Then it answers from the downloaded copy, which holds the three pinned files and nothing half-written
     status, body = response_json(app.lambda_handler(api_event(body=demo_manifest["example"]), lambda_context))
     assert status == 200 and len(body["predictions"]) == len(demo_manifest["example"]["instances"])
     [model_dir] = temp_root.iterdir()
-    assert sorted(path.name for path in model_dir.iterdir()) == ["manifest.json", "model.onnx"]
+    assert sorted(path.name for path in model_dir.iterdir()) == ["manifest.json", "model.onnx", "profile.json"]
+    # And it captures against the published profile
+    assert app.CAPTURE is not None and any('"model-input"' in json.dumps(record) for record in handler_logs())
     loaded = [record for record in handler_logs() if record["message"] == "Model loaded"]
     assert [record["sha256"] for record in loaded] == [published.sha256]
 
@@ -112,6 +118,33 @@ def test_an_s3_fault_fails_closed_with_its_cause(fault, published, s3_client, te
     # Then it fails closed, naming the cause, and leaves nothing in the temp dir
     assert_fails_closed(app, cause, handler_logs(), capsys.readouterr().out, api_event, lambda_context, demo_manifest)
     assert list(temp_root.iterdir()) == []
+
+
+def test_a_profile_s3_cannot_give_disables_capture_but_the_model_serves(
+        published, s3_client, temp_root, reinitialised_handler, api_event, lambda_context, demo_manifest,
+        handler_logs, capsys):
+    # Given a publication whose pinned profile is gone (or that the function's role may not read)
+    delete_the_published_profile(s3_client, published)
+    # When a new container initialises on it
+    app = reinitialised_handler(**s3_environment(published))
+    # Then capture is off, the warning carries S3's cause, and the model answers
+    (warning,) = [record for record in handler_logs() if record["level"] == "WARNING"]
+    assert warning["cause"] == "profile_unavailable" and "s3_object_missing: s3://" in warning["message"]
+    assert '"CaptureDisabled":[1.0]' in capsys.readouterr().out
+    assert response_json(app.lambda_handler(api_event(body=demo_manifest["example"]), lambda_context))[0] == 200
+
+
+def test_an_altered_published_profile_disables_capture_but_the_model_serves(
+        published, s3_client, temp_root, reinitialised_handler, api_event, lambda_context, demo_manifest,
+        handler_logs):
+    # Given a published profile overwritten with other bytes
+    s3_client.put_object(Bucket=BUCKET, Key=published.key_prefix + "profile.json", Body=b"{}")
+    # When a new container initialises on it
+    app = reinitialised_handler(**s3_environment(published))
+    # Then the profile fails its pin, capture is off with the cause named, and the model answers
+    (warning,) = [record for record in handler_logs() if record["level"] == "WARNING"]
+    assert warning["cause"] == "profile_invalid" and "the manifest pins" in warning["message"]
+    assert response_json(app.lambda_handler(api_event(body=demo_manifest["example"]), lambda_context))[0] == 200
 
 
 @pytest.mark.parametrize("fault", NETWORK_FAULTS)

@@ -12,8 +12,7 @@ from handler.capture import Capture, capture_text, read_profile
 from handler.config import Settings
 from handler.loading import load_model
 from tests.drift_samples import (SHIFTED_FEATURES, fresh_customers, instances, profiled_model_dir,
-                                         shifted_customers)
-from tests.helpers import DEMO_MODEL_DIR
+                                 shifted_customers, unprofiled_model_dir)
 from toolkit.drift import main
 
 
@@ -106,5 +105,6 @@ def test_rows_the_api_would_reject_are_named(model_dir, tmp_path, capsys):
 
 
 def test_a_model_without_a_profile_is_refused(tmp_path, capsys):
-    assert main(["--capture", str(tmp_path / "x.jsonl"), "--model-dir", str(DEMO_MODEL_DIR)]) == 2
+    model_dir = unprofiled_model_dir(tmp_path / "model")
+    assert main(["--capture", str(tmp_path / "x.jsonl"), "--model-dir", str(model_dir)]) == 2
     assert "pins no profile" in capsys.readouterr().err

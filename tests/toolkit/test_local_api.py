@@ -11,8 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from handler.capture import parse_capture, read_profile
+from handler.manifest import read_manifest
 from tests.helpers import DEMO_MODEL_DIR
-from toolkit.local_api import curl_example, make_server
+from toolkit.drift import counts_from_capture_file
+from toolkit.local_api import CaptureFile, curl_example, make_server
 
 
 @pytest.fixture
@@ -54,3 +57,25 @@ def test_model_and_errors_come_through_unchanged(base_url, demo_manifest):
     status, _, answer = call(f"{base_url}/predict", data=b"{oops", method="POST",
                              headers={"Content-Type": "application/json"})
     assert (status, answer["error"]["code"]) == (400, "invalid_json")
+
+
+def test_capture_lines_are_appended_to_a_file_for_make_drift(base_url, handler_app, demo_manifest, tmp_path):
+    # Given the capture file the local API tees the handler's capture lines into
+    path = tmp_path / "drift" / "capture.jsonl"
+    tee = CaptureFile(path)
+    handler_app.logger.addHandler(tee)
+    try:
+        # When two requests are predicted and one is rejected
+        for body in (demo_manifest["example"], demo_manifest["example"], {"instances": [{}]}):
+            call(f"{base_url}/predict", data=json.dumps(body).encode(), method="POST",
+                 headers={"Content-Type": "application/json"})
+    finally:
+        handler_app.logger.removeHandler(tee)
+
+    # Then the file holds one capture line per predicted request, which the drift report reads back
+    lines = [parse_capture(text) for text in path.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2 and all(line["mode"] == "binned" for line in lines)
+    manifest = read_manifest(DEMO_MODEL_DIR)
+    collected = counts_from_capture_file(path, read_profile(DEMO_MODEL_DIR, manifest))
+    assert (collected.lines, collected.skipped) == (2, 0)
+    assert collected.counts.rows == 2 * len(demo_manifest["example"]["instances"])

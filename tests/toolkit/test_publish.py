@@ -23,14 +23,14 @@ def model_dir(tmp_path):
     return shutil.copytree(DEMO_MODEL_DIR, tmp_path / "model_artifacts")
 
 
-def test_publishing_uploads_the_artifact_and_manifest_under_name_and_version(s3_client, demo_manifest):
+def test_publishing_uploads_the_artifact_profile_and_manifest_under_name_and_version(s3_client, demo_manifest):
     # Given / When
     publication = publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
 
     # Then
     assert (publication.key_prefix, publication.sha256) == (PREFIX, demo_manifest["sha256"])
-    assert publication.uploaded == ("model.onnx", "manifest.json") and publication.unchanged == ()
-    for name in ("model.onnx", "manifest.json"):
+    assert publication.uploaded == ("model.onnx", "profile.json", "manifest.json") and publication.unchanged == ()
+    for name in ("model.onnx", "profile.json", "manifest.json"):
         head = s3_client.head_object(Bucket=BUCKET, Key=PREFIX + name, ChecksumMode="ENABLED")
         digest = hashlib.sha256((DEMO_MODEL_DIR / name).read_bytes()).digest()
         assert head["Metadata"] == {"sha256": digest.hex()}
@@ -45,7 +45,7 @@ def test_publishing_the_same_model_again_changes_nothing(published, s3_client):
     again = publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
 
     # Then
-    assert again.uploaded == () and again.unchanged == ("model.onnx", "manifest.json")
+    assert again.uploaded == () and again.unchanged == ("model.onnx", "profile.json", "manifest.json")
     assert s3_client.list_object_versions(Bucket=BUCKET)["Versions"] == versions_before
 
 
@@ -74,7 +74,7 @@ def test_a_publisher_racing_us_with_the_same_bytes_is_not_an_error(s3_client):
     publication = publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
 
     # Then our conditional write lost, and found the very bytes it meant to write
-    assert publication.uploaded == ("model.onnx",) and publication.unchanged == ("manifest.json",)
+    assert publication.uploaded == ("model.onnx", "profile.json") and publication.unchanged == ("manifest.json",)
 
 
 def test_an_artifact_its_manifest_does_not_pin_is_never_published(s3_client, model_dir):
@@ -85,6 +85,26 @@ def test_an_artifact_its_manifest_does_not_pin_is_never_published(s3_client, mod
     with pytest.raises(PublishError, match="is not the artifact its manifest pins"):
         publish(s3_client, model_dir, bucket=BUCKET)
     assert "Contents" not in s3_client.list_objects_v2(Bucket=BUCKET)
+
+
+def test_a_profile_its_manifest_does_not_pin_is_never_published(s3_client, model_dir):
+    # Given a profile edited after packaging
+    (model_dir / "profile.json").write_text("{}")
+
+    # When / Then: nothing is uploaded, not even the artifact, whose pin holds
+    with pytest.raises(PublishError, match="profile.json is not the profile its manifest pins"):
+        publish(s3_client, model_dir, bucket=BUCKET)
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=BUCKET)
+
+
+def test_a_model_packaged_before_profiles_is_published_without_one(s3_client, model_dir):
+    # Given a manifest that pins no profile
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    del manifest["profile"], manifest["profile_sha256"]
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+
+    # When / Then
+    assert publish(s3_client, model_dir, bucket=BUCKET).uploaded == ("model.onnx", "manifest.json")
 
 
 def test_a_version_that_makes_an_unsafe_key_is_refused(s3_client, model_dir):
@@ -104,7 +124,8 @@ def test_main_prints_the_context_to_deploy_with_the_bucket_it_was_given(s3_clien
     # Then
     out = capsys.readouterr().out
     assert status == 0
-    assert out.startswith(f"published s3://{BUCKET}/{PREFIX} (model.onnx uploaded, manifest.json uploaded)")
+    assert out.startswith(f"published s3://{BUCKET}/{PREFIX} (model.onnx uploaded, profile.json uploaded, "
+                           "manifest.json uploaded)")
     context = json.loads(out[out.index("{"):])
     assert context == {"model_source": "s3", "model_bucket_name": BUCKET, "model_s3_key_prefix": PREFIX,
                        "model_sha256": json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())["sha256"]}
