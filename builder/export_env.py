@@ -34,7 +34,9 @@ INSIDE_VARIABLE = "SKLEARN_EXPORT_ENV"
 # The converter and runtime the project pins, installed at the project's own versions.
 CONVERTER_DISTRIBUTIONS = ("skl2onnx", "onnx", "onnxruntime")
 # protobuf >= 7.34 rejects the bool skl2onnx 1.20 writes for HistGradientBoosting (sklearn-onnx #1255).
-EXTRA_REQUIREMENTS = ("joblib", "protobuf<7.34")
+# joblib loads the model; protobuf below 7.34 lets skl2onnx 1.20 convert HistGradientBoosting; matplotlib draws
+# the model card's profile plots.
+EXTRA_REQUIREMENTS = ("joblib", "protobuf<7.34", "matplotlib")
 INSTALL_TIMEOUT_SECONDS = 1200
 _CAUSE_PREFIXES = ("╰─▶", "cause:", "Caused by:")  # uv's cause line, on a terminal and off one
 _LIST_DISTRIBUTIONS = ("import importlib.metadata as m, json; "

@@ -23,7 +23,7 @@ from handler.config import observability_names
 from handler.drift import ProfileError
 from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
 from handler.loading import LoadedModel, load_model_from_environment
-from handler.scoring import model_identity, predict_batch
+from handler.scoring import model_identity, score
 from handler.snapstart import register_snapstart_hooks
 from handler.validation import parse_json_body
 
@@ -100,14 +100,13 @@ def predict() -> dict[str, Any]:
     payload = parse_json_body(event.body, is_base64=event.is_base64_encoded,
                               content_type=event.headers.get("content-type"),
                               max_bytes=MODEL.settings.max_body_bytes)
-    batch = MODEL.validator.validate(payload)
-    scored = predict_batch(MODEL, batch)
+    scored = score(MODEL, payload)
     metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=scored.count)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=scored.latency_ms)
     if scored.unknown_categories:
         metrics.add_metric(name="UnknownCategories", unit=MetricUnit.Count, value=scored.unknown_categories)
     metrics.add_metadata(key="model_version", value=MODEL.manifest.version)
-    line = None if CAPTURE is None else CAPTURE.line(batch.columns, scored.predictions)
+    line = None if CAPTURE is None else CAPTURE.line(scored.batch.columns, scored.predictions)
     if line is not None:
         logger.info(line)  # the drift check finds it by its plain term "model-input"
     return {"predictions": scored.predictions, "model": model_identity(MODEL.manifest)}

@@ -22,9 +22,16 @@ class Scored:
     """Predictions for one validated batch, in input order, and what scoring them cost."""
 
     predictions: list[dict[str, Any]]
-    count: int
-    unknown_categories: int
+    batch: ValidatedBatch  # the validated columns the predictions were made from
     latency_ms: float
+
+    @property
+    def count(self) -> int:
+        return self.batch.count
+
+    @property
+    def unknown_categories(self) -> int:
+        return self.batch.unknown_categories
 
 
 def score(model: LoadedModel, payload: Any) -> Scored:
@@ -40,8 +47,7 @@ def predict_batch(model: LoadedModel, batch: ValidatedBatch) -> Scored:
     except UnscorableInput as error:
         raise ApiError("unscorable_input", "The model cannot score these values.",
                        outside_training_range(batch, model.manifest)) from error
-    return Scored(predictions=predictions, count=batch.count, unknown_categories=batch.unknown_categories,
-                  latency_ms=(time.perf_counter() - started) * 1000)
+    return Scored(predictions=predictions, batch=batch, latency_ms=(time.perf_counter() - started) * 1000)
 
 
 def model_identity(manifest: Manifest) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.bundler import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME, PIP_ARCHITECTURES, PYTHON_RUNTIMES
-from handler.config import DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, S3ModelLocation, Settings
+from handler.config import CAPTURE_MODES, DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, S3ModelLocation, Settings
 from handler.manifest import SHA256_HEX
 
 ARCHITECTURES = tuple(PIP_ARCHITECTURES)
@@ -271,6 +271,13 @@ class StackConfig:
     batch_output_prefix: str = setting(
         "output/", _matching(KEY_PREFIX_PATTERN, 900), "a key prefix ending in '/'",
         "The only prefix the batch functions may write.")
+    capture: str = setting(
+        "binned", _one_of(CAPTURE_MODES), _choices(CAPTURE_MODES),
+        "What the function logs of each request for drift monitoring: binned (each feature's training bin or "
+        "category code, never a raw value), raw (the validated values: a privacy decision) or off.")
+    capture_sample_rate: float = setting(
+        1.0, _number(0.0, 1.0), "a number from 0 to 1",
+        "Share of requests captured; 1.0 suits the low, bursty traffic the template is for.")
     drift_check: bool = setting(
         False, _boolean, "true or false",
         "Adds the scheduled drift check: reads the function's capture lines, compares them with the training "
@@ -300,7 +307,8 @@ class StackConfig:
         """The handler's settings this config asks for: the limits that are set, docs, where the model is."""
         limits = {name: getattr(self, name) for name in ("max_instances", "max_body_bytes", "max_string_length")
                   if getattr(self, name) is not None}
-        return Settings(**limits, docs_enabled=self.docs_enabled, model_s3=model_s3)
+        return Settings(**limits, docs_enabled=self.docs_enabled, model_s3=model_s3, capture_mode=self.capture,
+                        capture_sample_rate=self.capture_sample_rate)
 
 
 @dataclass(frozen=True)
@@ -376,6 +384,15 @@ def _conflicts(config: StackConfig) -> list[str]:
                         f"allowed: at most reserved_concurrency ({reserved})")
     if (config.model_s3_key_prefix is None) != (config.model_sha256 is None):
         problems.append("model_s3_key_prefix and model_sha256: set both (as publish prints them) or neither")
+    if config.drift_check and config.capture == "off":
+        problems.append("drift_check and capture: the drift check reads the capture lines; set capture to binned "
+                        "(or raw) or drift_check to false")
+    if config.drift_check and config.model_source != "bundled":
+        problems.append("drift_check and model_source: the drift check reads the training profile from the bundle; "
+                        "with model_source s3 set drift_check to false")
+    if config.capture != "off" and config.log_level not in ("DEBUG", "INFO"):
+        problems.append(f"capture and log_level: capture lines are logged at INFO, which log_level "
+                        f"{config.log_level} drops; set log_level to INFO or capture to off")
     return problems
 
 

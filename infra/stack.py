@@ -52,7 +52,7 @@ class ModelApiStack(Stack):
             description=f"Serves the model behind the {config.service_name} API",
         )
         if published:
-            store.grant_read_model(model.function, published, artifact=manifest.artifact)
+            store.grant_read_model(model.function, published, artifact=manifest.artifact, profile=manifest.profile)
         elif store:
             Annotations.of(store).add_warning_v2(
                 "model-api:no-published-model",
@@ -109,7 +109,8 @@ class ModelApiStack(Stack):
             )
             for function in batch.functions.values():
                 if published:
-                    store.grant_read_model(function, published, artifact=manifest.artifact)
+                    store.grant_read_model(function, published, artifact=manifest.artifact,
+                                           profile=manifest.profile)
         if config.drift_check:
             DriftCheck(
                 self, "DriftCheck",

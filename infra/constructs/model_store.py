@@ -31,9 +31,10 @@ class ModelStore(Construct):
         """Where a model publish put in this bucket is, as the handler's settings name it."""
         return S3ModelLocation(bucket=self.bucket.bucket_name, prefix=key_prefix, sha256=sha256)
 
-    def grant_read_model(self, grantee: iam.IGrantable, model: S3ModelLocation, artifact: str) -> iam.Grant:
-        """s3:GetObject on exactly the model's manifest and artifact: no other key, version or bucket action."""
-        keys = (model.key(MANIFEST_FILE), model.key(artifact))
+    def grant_read_model(self, grantee: iam.IGrantable, model: S3ModelLocation, artifact: str,
+                         profile: str | None = None) -> iam.Grant:
+        """s3:GetObject on exactly the model's manifest, artifact and training profile: no other key or action."""
+        keys = (model.key(MANIFEST_FILE), model.key(artifact), *((model.key(profile),) if profile else ()))
         return iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"],
                                           resource_arns=[self.bucket.arn_for_objects(key) for key in keys])
 

@@ -67,6 +67,8 @@ WRONG_VALUES = [
     ("batch_input_prefix", "input"),
     ("batch_output_bucket_name", "Output"),
     ("batch_output_prefix", "/output/"),
+    ("capture", "all"),
+    ("capture_sample_rate", 1.5),
     ("drift_check", 1),
     ("drift_schedule", "daily"),
     ("drift_min_rows", 0),

@@ -139,7 +139,7 @@ def test_auth_none_is_wired_through_and_warned_about(default_config, tiny_code):
     Annotations.from_stack(stack).has_warning("/Under-Test/Api", Match.string_like_regexp("auth is 'none'"))
 
 
-def test_a_published_model_is_read_from_the_stacks_bucket_by_its_two_exact_keys(default_config, tiny_code):
+def test_a_published_model_is_read_from_the_stacks_bucket_by_its_exact_keys(default_config, tiny_code):
     # Given / When
     stack = make_stack(default_config, tiny_code, **PUBLISHED)
 
@@ -150,11 +150,12 @@ def test_a_published_model_is_read_from_the_stacks_bucket_by_its_two_exact_keys(
     variables = function_properties(template)["Environment"]["Variables"]
     assert {name: variables[name] for name in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)} == {
         MODEL_S3_BUCKET: {"Ref": bucket_id}, MODEL_S3_PREFIX: PREFIX, MODEL_SHA256: MANIFEST.sha256}
-    # And may read those two objects and nothing else in S3
+    # And may read the manifest, the artifact and the training profile, and nothing else in S3
     [statement] = s3_reads(template)
     assert statement["Action"] == "s3:GetObject"
+    published = ("manifest.json", MANIFEST.artifact) + ((MANIFEST.profile,) if MANIFEST.profile else ())
     assert statement["Resource"] == [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{PREFIX}{name}"]]}
-                                     for name in ("manifest.json", MANIFEST.artifact)]
+                                     for name in published]
 
 
 def test_an_existing_bucket_is_read_by_name_and_none_is_created(default_config, tiny_code):
@@ -166,8 +167,9 @@ def test_an_existing_bucket_is_read_by_name_and_none_is_created(default_config, 
     template.resource_count_is("AWS::S3::Bucket", 0)
     assert function_properties(template)["Environment"]["Variables"][MODEL_S3_BUCKET] == "team-models"
     [statement] = s3_reads(template)
+    published = ("manifest.json", MANIFEST.artifact) + ((MANIFEST.profile,) if MANIFEST.profile else ())
     assert [part[-1] for part in (arn["Fn::Join"][1] for arn in statement["Resource"])] == [
-        f":s3:::team-models/{PREFIX}manifest.json", f":s3:::team-models/{PREFIX}{MANIFEST.artifact}"]
+        f":s3:::team-models/{PREFIX}{name}" for name in published]
 
 
 def test_s3_before_anything_is_published_creates_the_bucket_serves_the_bundled_model_and_says_so(default_config,
