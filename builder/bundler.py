@@ -27,7 +27,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ FULL_BYTECODE_RUNTIMES = frozenset({"onnx"})
 KEEP_BUNDLES = 8
 # Amazon Linux 2023 has glibc 2.34: manylinux wheels for glibc 2.17 to 2.34 all run there.
 AL2023_GLIBC_MINORS = range(34, 16, -1)
+# A model pickled by another scikit-learn only loads with it and the libraries it was pickled with, at the
+# versions its manifest records (pandas for DataFrame-fed models only).
+PICKLING_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "pandas")
+WHEEL_CHECK_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ UNUSED_AT_RUN_TIME = {
 }
 # Nothing at run time needs these; sources and stubs matter only to compilers and type checkers.
 SLIMMED_DIRS = frozenset({"tests", "__pycache__"})
+# Test modules that library code imports at run time, kept when the importing file names them (test module ->
+# importer, name): numpy 2.2's numpy.testing, which scikit-learn 1.6 imports, imports numpy._core.tests._natype.
+IMPORTED_TEST_MODULES = {"numpy/_core/tests/_natype.py": ("numpy/testing/_private/utils.py", "_natype")}
 SCRIPTS_DIR = "bin"  # where `pip install --target` puts console scripts
 SLIMMED_SUFFIXES = frozenset({".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi", ".a"})
 # A change in any module that shapes a bundle must invalidate cached bundles and their reports.
@@ -100,6 +107,12 @@ class Target:
     name: str
     pip_args: tuple[str, ...]
     python_version: str
+    architecture: str | None = None  # Lambda's; None for this machine
+
+    @property
+    def description(self) -> str:
+        """`python3.14 on arm64`, or `this machine`."""
+        return f"python{self.python_version} on {self.architecture}" if self.architecture else "this machine"
 
 
 def lambda_target(architecture: str, python_version: str) -> Target:
@@ -110,7 +123,7 @@ def lambda_target(architecture: str, python_version: str) -> Target:
     return Target(name=f"lambda-{architecture}-py{python_version}",
                   pip_args=(*platform_args, "--python-version", python_version, "--implementation", "cp",
                             "--only-binary=:all:"),
-                  python_version=python_version)
+                  python_version=python_version, architecture=architecture)
 
 
 def host_target() -> Target:
@@ -167,6 +180,68 @@ def select_requirements(pins: Sequence[str], manifest: Manifest) -> list[str]:
     return [pin for pin in pins if project_name(pin) not in PANDAS_DISTRIBUTIONS]
 
 
+def foreign_sklearn_version(pins: Sequence[str], manifest: Manifest) -> str | None:
+    """The scikit-learn version a model served by scikit-learn was pickled with, when it is not the pinned one."""
+    pinned = {project_name(pin): pin.split("==", 1)[1] for pin in pins}
+    version = manifest.versions.get("scikit-learn")
+    return version if manifest.runtime == "sklearn" and version not in (None, pinned.get("scikit-learn")) else None
+
+
+def model_requirements(pins: Sequence[str], manifest: Manifest) -> list[str]:
+    """The runtime pins, with scikit-learn and the libraries it pickled with at the manifest's versions when the
+    model was pickled by another scikit-learn (packaged in an export environment) and scikit-learn serves it."""
+    version = foreign_sklearn_version(pins, manifest)
+    if version is None:
+        return list(pins)
+    recorded = {project_name(name): value for name, value in manifest.versions.items()}
+    needed = [name for name in PICKLING_LIBRARIES
+              if name != "pandas" or needs_pandas(manifest.runtime, manifest.input_format)]
+    unrecorded = [name for name in needed if name not in recorded]
+    if unrecorded:
+        raise BundleError(f"the model was pickled by scikit-learn {version} and its manifest records no "
+                          f"{', '.join(unrecorded)} version to install with it; package the model again")
+    return [f"{project_name(pin)}=={recorded[project_name(pin)]}" if project_name(pin) in needed else pin
+            for pin in pins]
+
+
+def missing_wheels(requirements: Sequence[str], target: Target) -> str | None:
+    """None when pip finds wheels for the target of every requirement and what they require, else pip's reason.
+
+    pip resolves without installing (--dry-run), from the index's metadata: seconds, not the wheels' download."""
+    with tempfile.TemporaryDirectory(prefix="wheel-check-") as scratch:
+        try:
+            done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+                                   "--target", scratch, "--disable-pip-version-check", *target.pip_args,
+                                   *requirements], capture_output=True, text=True, timeout=WHEEL_CHECK_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            return f"pip found no answer in {WHEEL_CHECK_TIMEOUT_SECONDS} s (is the package index reachable?)"
+    if done.returncode == 0:
+        return None
+    errors = [line.removeprefix("ERROR: ").strip() for line in done.stderr.splitlines() if line.startswith("ERROR:")]
+    return (errors or [line.strip() for line in done.stderr.splitlines() if line.strip()] or ["pip failed"])[-1]
+
+
+def require_wheels(spec: BundleSpec) -> None:
+    """A model pickled by another scikit-learn is bundled with that version, or a BundleError says what to do."""
+    reason = missing_wheels(spec.requirements, spec.target)
+    if reason is None:
+        return
+    version = spec.sklearn_version
+    pinned = next(pin.split("==", 1)[1] for pin in runtime_pins(spec.project_root / "pyproject.toml",
+                                                                  RUNTIMES["sklearn"].dependency_group)
+                  if project_name(pin) == "scikit-learn")
+    others = [] if spec.target.architecture is None else [
+        f"python{python}" for python in (runtime.removeprefix("python") for runtime in PYTHON_RUNTIMES)
+        if python != spec.target.python_version
+        and missing_wheels(spec.requirements, lambda_target(spec.target.architecture, python)) is None]
+    runtimes = (f"python_runtime in cdk.json to one with its wheels: {', '.join(others)}" if others
+                else f"python_runtime in cdk.json to one with its wheels (none of {', '.join(PYTHON_RUNTIMES)} has)")
+    raise BundleError(f"the model must be served by scikit-learn {version}, which pickled it (ONNX does not serve "
+                      f"it), but pip finds no wheels of it and the libraries it pickled with for "
+                      f"{spec.target.description} ({reason}); retrain and save the model in .venv "
+                      f"(scikit-learn {pinned}) and package it again, or set {runtimes}")
+
+
 def model_files(manifest: Manifest) -> tuple[str, ...]:
     """What the handler loads: the manifest, its runtime's artifact (an ONNX model leaves its joblib behind) and
     the training profile it pins (capture bins inputs by it, the drift check compares with it)."""
@@ -191,6 +266,8 @@ class BundleSpec:
     requirements: tuple[str, ...]
     model_files: tuple[str, ...]
     project_root: Path = PROJECT_ROOT
+    # Set when scikit-learn serves a model pickled by another version than the pin: the version installed.
+    sklearn_version: str | None = None
 
     @classmethod
     def for_project(cls, target: Target, project_root: Path = PROJECT_ROOT, *, ship_model: bool = True) -> BundleSpec:
@@ -202,7 +279,9 @@ class BundleSpec:
         if missing:
             raise BundleError(f"{project_root / MODEL_DIR}: the manifest names {', '.join(missing)}, which is "
                               "not there (package the model again: make model)")
-        return cls(target, manifest.runtime, tuple(select_requirements(pins, manifest)), shipped, project_root)
+        requirements = select_requirements(model_requirements(pins, manifest), manifest)
+        return cls(target, manifest.runtime, tuple(requirements), shipped, project_root,
+                   sklearn_version=foreign_sklearn_version(pins, manifest))
 
     @functools.cached_property
     def compiler(self) -> Compiler:
@@ -259,7 +338,7 @@ def build_bundle(spec: BundleSpec, log: Log = stderr_log) -> Bundle:
     dependencies, dependency_report = _cached(spec.dependencies_key, log,
                                               lambda staging: _fill_dependencies(spec, staging, log))
     path, report = _cached(spec.key, log, lambda staging: _fill_bundle(spec, dependencies,
-                                                                        dependency_report, staging))
+                                                                        dependency_report, staging, log))
     return Bundle(path=path, target=spec.target.name, unzipped_bytes=report["unzipped_bytes"],
                   zipped_bytes=report["zipped_bytes"], largest=tuple(map(tuple, report["largest"])),
                   bytecode_compiler=report["bytecode"]["compiler"], bytecode_modules=report["bytecode"]["modules"])
@@ -304,6 +383,8 @@ def prune_bundles(keep: int = KEEP_BUNDLES, log: Log = stderr_log) -> list[str]:
 
 
 def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, Any]:
+    if spec.sklearn_version is not None:
+        require_wheels(spec)
     log(f"installing {len(spec.requirements)} pinned packages for {spec.target.name} (pip, no Docker)...")
     command = [sys.executable, "-m", "pip", "install", "--target", str(staging), "--no-compile",
                "--disable-pip-version-check", "--progress-bar", "off", *spec.target.pip_args, *spec.requirements]
@@ -337,12 +418,14 @@ def _fill_dependencies(spec: BundleSpec, staging: Path, log: Log) -> dict[str, A
 
 
 def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[str, Any],
-                 staging: Path) -> dict[str, Any]:
+                 staging: Path, log: Log) -> dict[str, Any]:
     link_tree(dependencies, staging)
     shutil.copytree(spec.project_root / HANDLER_DIR, staging / HANDLER_DIR, ignore=_ignore_source_clutter)
     compiled_here = {path.relative_to(staging).as_posix() for path in (staging / HANDLER_DIR).rglob("*.py")}
     if spec.runtime not in FULL_BYTECODE_RUNTIMES:
-        compiled_here |= {path for path in cold_start_modules(spec.project_root) if (staging / path).is_file()}
+        libraries = _trace_libraries(spec, dependencies, log)
+        compiled_here |= {path for path in cold_start_modules(spec.project_root, libraries)
+                          if (staging / path).is_file()}
     handler_bytecode = compile_bundle(staging, spec.target.python_version, compiler=spec.compiler,
                                       only=compiled_here)
     sources = [staging / HANDLER_DIR] + [staging / pyc_path(path, spec.target.python_version)
@@ -363,28 +446,44 @@ def _fill_bundle(spec: BundleSpec, dependencies: Path, dependency_report: dict[s
                          "modules": dependency_report["bytecode"]["modules"] + handler_bytecode.compiled}}
 
 
+def _trace_libraries(spec: BundleSpec, dependencies: Path, log: Log) -> Path | None:
+    """Where the cold-start trace imports libraries from: None for this interpreter's (the pins), else a
+    dependency tree for this machine of the spec's requirements (a model pickled by another scikit-learn)."""
+    if spec.sklearn_version is None:
+        return None
+    if spec.target.architecture is None:  # a host bundle's own dependencies run here
+        return dependencies
+    host = replace(spec, target=host_target())
+    return _cached(host.dependencies_key, log, lambda staging: _fill_dependencies(host, staging, log))[0]
+
+
 # How to trace a cold start: init on the project's model, then score the manifest's example.
+# Library paths are relative to the directories given as arguments, else to this interpreter's site-packages.
 _TRACE = """
 import json, sys
 import handler.app as app
 from handler.scoring import score
 assert app.MODEL is not None, "the model did not load"
 score(app.MODEL, app.MODEL.manifest.example)
-roots = [path for path in sys.path if path.endswith("-packages")]
+roots = sys.argv[1:] or [path for path in sys.path if path.endswith("-packages")]
 files = {getattr(module, "__file__", None) or "" for module in list(sys.modules.values())}
 print(json.dumps(sorted({file[len(root) + 1:] for file in files if file.endswith(".py")
                          for root in roots if file.startswith(root + "/")})))
 """
 
 
-def cold_start_modules(project_root: Path) -> list[str]:
+def cold_start_modules(project_root: Path, libraries: Path | None = None) -> list[str]:
     """Library modules (paths relative to site-packages) that init plus one prediction import on this machine.
 
     The build environment pins the same versions as the bundle (uv.lock), so the paths hold in the bundle too.
+    With libraries (a dependency tree of other versions) the trace imports them from there first.
     """
-    completed = subprocess.run([sys.executable, "-c", _TRACE], cwd=project_root, capture_output=True, text=True,
-                               timeout=300, env={**os.environ, "MODEL_DIR": str(project_root / MODEL_DIR),
-                                                 "PYTHONPATH": str(project_root)})
+    search_path = [str(path) for path in (libraries, project_root) if path is not None]
+    completed = subprocess.run([sys.executable, "-c", _TRACE, *search_path[:-1]], cwd=project_root,
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "MODEL_DIR": str(project_root / MODEL_DIR),
+                                    "PYTHONPATH": os.pathsep.join(search_path),
+                                    "PYTHONDONTWRITEBYTECODE": "1"})  # a cached tree stays as built
     if completed.returncode != 0:
         raise BundleError(f"cannot trace the cold start's imports:\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -414,8 +513,9 @@ def _installed_distributions(root: Path) -> list[str]:
 
 
 def _slim(root: Path) -> int:
-    """Delete what only builds and tests need; return the bytes freed."""
-    freed = 0
+    """Delete what only builds and tests need (but test modules the libraries import); return the bytes freed."""
+    imported = _imported_test_modules(root)
+    freed = -sum(map(len, imported.values()))
     # pip's console scripts: Lambda never runs them, and their shebangs name this machine's Python.
     if (root / SCRIPTS_DIR).is_dir():
         freed += tree_bytes(root / SCRIPTS_DIR)
@@ -430,7 +530,17 @@ def _slim(root: Path) -> int:
             if path.suffix in SLIMMED_SUFFIXES:
                 freed += path.stat().st_size
                 path.unlink()
+    for relative, content in imported.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
     return freed
+
+
+def _imported_test_modules(root: Path) -> dict[str, bytes]:
+    """The IMPORTED_TEST_MODULES whose importer names them in this tree, with their bytes."""
+    return {module: (root / module).read_bytes() for module, (importer, name) in IMPORTED_TEST_MODULES.items()
+            if (root / module).is_file() and (root / importer).is_file()
+            and name in (root / importer).read_text(encoding="utf-8")}
 
 
 def _remove_unused(root: Path, unused: Unused) -> int:

@@ -11,7 +11,7 @@ from handler import routes
 from handler.config import Settings
 from handler.errors import ERRORS
 from handler.manifest import Manifest
-from handler.validation import request_schema
+from handler.validation import OMITTED_FIELDS_RULE, request_schema
 
 # The client errors /predict can answer; the other codes concern routing (404, 405) or the server (500, 503).
 PREDICT_ERROR_STATUSES = (400, 413, 415, 422)
@@ -63,8 +63,8 @@ def openapi_document(manifest: Manifest, settings: Settings) -> dict[str, Any]:
             "title": f"{manifest.name} prediction API",
             "version": manifest.version,
             "description": f"Predictions from the scikit-learn model {manifest.name} {manifest.version} "
-                           f"({manifest.task}). Deployed behind API Gateway, every route requires "
-                           "requests signed with AWS Signature Version 4 unless the stack opts out.",
+                           f"({manifest.task}). {OMITTED_FIELDS_RULE} Deployed behind API Gateway, every "
+                           "route requires requests signed with AWS Signature Version 4 unless the stack opts out.",
         },
         "paths": {
             routes.PREDICT.path: {routes.PREDICT.method.lower(): {

@@ -19,7 +19,7 @@ class Runtime:
 
 
 SKLEARN = Runtime("sklearn", "handler.predictors.sklearn", "runtime-sklearn",
-                  ("scikit-learn", "numpy", "joblib"), pandas_for_dataframes=True)
+                  ("scikit-learn", "numpy", "scipy", "joblib"), pandas_for_dataframes=True)
 ONNX = Runtime("onnx", "handler.predictors.onnx", "runtime-onnx",
                ("scikit-learn", "numpy", "joblib", "onnxruntime", "onnx", "skl2onnx"), pandas_for_dataframes=False)
 RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (SKLEARN, ONNX)}

@@ -78,6 +78,7 @@ class RequestValidator:
     def __init__(self, manifest: Manifest, settings: Settings) -> None:
         self._features = manifest.features
         self._names = frozenset(manifest.feature_names)
+        self._required = frozenset(required_features(manifest))
         self._max_instances = settings.max_instances
         self._checkers = {f.name: checker_for(f, settings.max_string_length) for f in manifest.features}
         self._categories = {f.name: frozenset(f.categories) for f in manifest.features
@@ -95,10 +96,10 @@ class RequestValidator:
                 problems.append(FieldProblem(where, "expected an object of feature values"))
                 continue
             for name, column in columns.items():
-                if name not in instance:
+                if name not in instance and name in self._required:
                     problems.append(FieldProblem(f"{where}.{name}", "missing required field"))
                     continue
-                value, problem = self._checkers[name](instance[name])
+                value, problem = self._checkers[name](instance.get(name))  # an omitted nullable field is null
                 if problem:
                     problems.append(FieldProblem(f"{where}.{name}", problem))
                     continue
@@ -241,12 +242,22 @@ def feature_schema(feature: Feature, max_string_length: int) -> dict[str, Any]:
     return schema
 
 
+OMITTED_FIELDS_RULE = ("Every feature that is not nullable is required; a nullable feature left out of an instance "
+                       "is treated as null.")
+
+
+def required_features(manifest: Manifest) -> list[str]:
+    """The fields an instance must hold: the non-nullable features (an omitted nullable one is null)."""
+    return [feature.name for feature in manifest.features if not feature.nullable]
+
+
 def request_schema(manifest: Manifest, settings: Settings) -> dict[str, Any]:
     """The JSON Schema of a `POST /predict` body."""
     instance = {
         "type": "object",
         "properties": {f.name: feature_schema(f, settings.max_string_length) for f in manifest.features},
-        "required": manifest.feature_names,
+        "required": required_features(manifest),
+        "description": OMITTED_FIELDS_RULE,
         "additionalProperties": False,
     }
     return {

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+import builder.bundler
 from builder.bytecode import magic_number, pyc_header_ok
 from handler.manifest import manifest_from_dict
 from builder.bundler import (
@@ -28,9 +29,13 @@ from builder.bundler import (
     BundleSpec,
     build_bundle,
     cold_start_modules,
+    host_target,
     lambda_target,
+    missing_wheels,
+    model_requirements,
     project_name,
     pyc_path,
+    require_wheels,
     runtime_pins,
     select_requirements,
 )
@@ -204,6 +209,123 @@ def test_a_missing_artifact_is_named_before_anything_is_built(tmp_path):
     # When / Then
     with pytest.raises(BundleError, match=r"the manifest names model.onnx, which is not there"):
         BundleSpec.for_project(lambda_target("arm64", "3.14"), root)
+
+
+# What an export environment of scikit-learn 1.6.1 records in the manifest of a model ONNX cannot serve.
+PICKLED_BY_1_6_1 = {"python": "3.11.2", "scikit-learn": "1.6.1", "numpy": "2.2.6", "scipy": "1.15.3",
+                    "joblib": "1.5.1", "pandas": "2.2.3"}
+
+
+def pinned(pins) -> dict[str, str]:
+    return {project_name(pin): pin.split("==", 1)[1] for pin in pins}
+
+
+def test_a_sklearn_model_pickled_by_another_version_gets_that_version_and_its_libraries():
+    # Given a DataFrame-fed model served by scikit-learn, pickled by 1.6.1 in an export environment
+    manifest = manifest_with(runtime="sklearn", input_format="dataframe", versions=PICKLED_BY_1_6_1)
+
+    # When
+    requirements = select_requirements(model_requirements(SKLEARN_PINS, manifest), manifest)
+
+    # Then the model's libraries come at the manifest's versions, everything else at the pins
+    versions = pinned(requirements)
+    assert {name: versions[name] for name in ("scikit-learn", "numpy", "scipy", "joblib", "pandas")} == {
+        name: PICKLED_BY_1_6_1[name] for name in ("scikit-learn", "numpy", "scipy", "joblib", "pandas")}
+    assert "scikit-learn==1.6.1" in requirements
+    assert {name: version for name, version in versions.items() if name not in PICKLED_BY_1_6_1} == {
+        name: version for name, version in pinned(SKLEARN_PINS).items() if name not in PICKLED_BY_1_6_1}
+
+
+def test_an_array_model_pickled_by_another_version_needs_no_pandas_version():
+    # Given
+    versions = {name: version for name, version in PICKLED_BY_1_6_1.items() if name != "pandas"}
+    manifest = manifest_with(runtime="sklearn", input_format="array", versions=versions)
+
+    # When
+    requirements = select_requirements(model_requirements(SKLEARN_PINS, manifest), manifest)
+
+    # Then
+    assert "scikit-learn==1.6.1" in requirements and "numpy==2.2.6" in requirements
+    assert not names(requirements) & PANDAS_DISTRIBUTIONS
+
+
+@pytest.mark.parametrize(("runtime", "sklearn_version"), [("sklearn", None), ("onnx", "1.6.1")],
+                         ids=["the-pinned-version", "served-by-onnx"])
+def test_the_pins_stay_for_the_pinned_version_and_for_models_onnx_serves(runtime, sklearn_version):
+    # Given
+    versions = {**PICKLED_BY_1_6_1, "scikit-learn": sklearn_version or pinned(SKLEARN_PINS)["scikit-learn"]}
+    manifest = manifest_with(runtime=runtime, input_format="dataframe", versions=versions)
+
+    pins = SKLEARN_PINS if runtime == "sklearn" else ONNX_PINS
+
+    # When / Then
+    assert model_requirements(pins, manifest) == pins
+
+
+def test_a_manifest_of_another_version_without_its_scipy_version_is_refused():
+    # Given a manifest written before scikit-learn models recorded scipy
+    versions = {name: version for name, version in PICKLED_BY_1_6_1.items() if name != "scipy"}
+    manifest = manifest_with(runtime="sklearn", input_format="dataframe", versions=versions)
+
+    # When / Then
+    with pytest.raises(BundleError, match=r"pickled by scikit-learn 1.6.1 and its manifest records no scipy version"):
+        model_requirements(SKLEARN_PINS, manifest)
+
+
+def test_a_spec_for_a_model_of_another_version_says_so_and_installs_it(tmp_path, sklearn_demo_dir):
+    # Given the demo served by scikit-learn, its manifest naming 1.6.1 as the pickling version
+    root = project_with_model(tmp_path / "foreign", sklearn_demo_dir)
+    manifest_file = root / "model_artifacts" / "manifest.json"
+    data = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest_file.write_text(json.dumps({**data, "versions": PICKLED_BY_1_6_1}), encoding="utf-8")
+    native = BundleSpec.for_project(lambda_target("arm64", "3.12"), project_with_model(tmp_path / "native",
+                                                                                      sklearn_demo_dir))
+
+    # When
+    spec = BundleSpec.for_project(lambda_target("arm64", "3.12"), root)
+
+    # Then
+    assert (spec.sklearn_version, native.sklearn_version) == ("1.6.1", None)
+    assert "scikit-learn==1.6.1" in spec.requirements and "scikit-learn==1.6.1" not in native.requirements
+
+
+def test_no_wheels_for_the_target_is_one_line_naming_the_version_the_cause_and_the_options(tmp_path, monkeypatch,
+                                                                                          sklearn_demo_dir):
+    # Given pip finds the 1.6.1 wheels for python3.12 and python3.13 only
+    def fake_missing(requirements, target):
+        return None if target.python_version in ("3.12", "3.13") else \
+            "No matching distribution found for scikit-learn==1.6.1"
+
+    monkeypatch.setattr(builder.bundler, "missing_wheels", fake_missing)
+    spec = BundleSpec(lambda_target("arm64", "3.14"), "sklearn", ("scikit-learn==1.6.1",), (), PROJECT_ROOT,
+                      sklearn_version="1.6.1")
+
+    # When
+    with pytest.raises(BundleError) as refused:
+        require_wheels(spec)
+
+    # Then
+    message = str(refused.value)
+    assert "\n" not in message
+    for part in ("scikit-learn 1.6.1", "python3.14 on arm64", "No matching distribution found for scikit-learn==1.6.1",
+                 f"retrain and save the model in .venv (scikit-learn {pinned(SKLEARN_PINS)['scikit-learn']})",
+                 "python_runtime", "python3.12, python3.13"):
+        assert part in message
+
+
+@pytest.mark.slow
+def test_pip_finds_wheels_of_an_older_scikit_learn_for_one_lambda_python_and_not_for_another():
+    # Given the libraries a 1.6.1 model pickled with; skipped when the package index cannot be reached
+    if missing_wheels(SKLEARN_PINS, host_target()) is not None:
+        pytest.skip("the package index is not reachable")
+    requirements = [f"{name}=={version}" for name, version in PICKLED_BY_1_6_1.items() if name != "python"]
+
+    # When
+    found = {python: missing_wheels(requirements, lambda_target("arm64", python)) for python in ("3.12", "3.14")}
+
+    # Then scikit-learn 1.6.1 (and numpy 2.2) came before CPython 3.14: no wheels for it
+    assert found["3.12"] is None
+    assert "No matching distribution found for" in found["3.14"]
 
 
 def test_lambda_wheels_come_for_amazon_linux_2023_and_the_chosen_python():

@@ -472,4 +472,4 @@ def test_the_openapi_document_is_written_beside_the_manifest(published: Path) ->
     manifest = read_manifest(published)
     assert document["info"]["version"] == manifest.version
     instance = document["components"]["schemas"]["PredictRequest"]["properties"]["instances"]["items"]
-    assert instance["required"] == manifest.feature_names
+    assert instance["required"] == [f.name for f in manifest.features if not f.nullable]

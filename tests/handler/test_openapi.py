@@ -14,7 +14,7 @@ from handler.config import Settings
 from handler.errors import ApiError
 from handler.manifest import read_manifest
 from handler.openapi import openapi_document
-from handler.validation import RequestValidator, parse_json_body, request_schema
+from handler.validation import OMITTED_FIELDS_RULE, RequestValidator, parse_json_body, request_schema
 from tests.helpers import DEMO_MODEL_DIR
 
 MANIFEST = read_manifest(DEMO_MODEL_DIR)
@@ -27,7 +27,7 @@ near_valid_values = (st.none() | st.booleans() | st.integers(-10**16, 10**16) | 
                      | st.text(max_size=45)
                      | st.sampled_from([c for f in MANIFEST.features for c in (f.categories or [])]))
 near_valid_instances = st.dictionaries(st.sampled_from(MANIFEST.feature_names) | st.just("extra"),
-                                       near_valid_values, min_size=len(MANIFEST.features) - 1)
+                                       near_valid_values, min_size=len(MANIFEST.features) - 3)
 near_valid_bodies = st.fixed_dictionaries({"instances": st.lists(near_valid_instances, min_size=0, max_size=6)})
 
 
@@ -64,6 +64,31 @@ def test_features_carry_types_enums_nullability_and_observed_ranges():
     assert properties["contract"]["examples"] == ["month-to-month", "one-year", "two-year"]
     assert properties["contract"]["maxLength"] == 40
     assert SCHEMA["properties"]["instances"]["maxItems"] == 5
+
+
+def test_only_non_nullable_features_are_required_and_the_document_says_why():
+    # Given a manifest whose first feature is made nullable
+    features = [replace(MANIFEST.features[0], nullable=True), *MANIFEST.features[1:]]
+    manifest = replace(MANIFEST, features=features)
+    # When
+    document = openapi_document(manifest, SETTINGS)
+    instance = document["components"]["schemas"]["PredictRequest"]["properties"]["instances"]["items"]
+    # Then
+    assert instance["required"] == [feature.name for feature in features if not feature.nullable]
+    assert features[0].name not in instance["required"]
+    assert OMITTED_FIELDS_RULE in instance["description"] and OMITTED_FIELDS_RULE in document["info"]["description"]
+
+
+def test_a_body_omitting_a_nullable_field_is_valid_for_both_and_one_omitting_a_required_field_for_neither():
+    # Given the example instance without a nullable and without a required feature
+    example = MANIFEST.example["instances"][0]
+    nullable = next(feature.name for feature in MANIFEST.features if feature.nullable)
+    required = next(feature.name for feature in MANIFEST.features if not feature.nullable)
+    # When / Then
+    for omitted, accepted in ((nullable, True), (required, False)):
+        body = {"instances": [{name: value for name, value in example.items() if name != omitted}]}
+        assert SCHEMA_CHECK.is_valid(body) is accepted
+        assert validator_accepts(body) is accepted
 
 
 def test_a_rejecting_encoder_becomes_an_enum():

@@ -61,6 +61,18 @@ def test_integral_float_is_accepted_for_an_integer_and_ints_for_a_number(validat
     assert batch.columns["charges"] == [60.0] and type(batch.columns["charges"][0]) is float
 
 
+def test_an_omitted_nullable_field_is_null_and_an_omitted_required_field_is_named(validator):
+    # Given an instance without the nullable charges, and one without charges nor the required tenure
+    without_charges = {name: value for name, value in VALID.items() if name != "charges"}
+    without_tenure = {name: value for name, value in without_charges.items() if name != "tenure"}
+    # When
+    batch = validator.validate({"instances": [without_charges, VALID]})
+    error = rejection(validator, {"instances": [without_tenure]})
+    # Then
+    assert batch.columns["charges"] == [None, 50.5]
+    assert fields(error) == {"instances[0].tenure": "missing required field"}
+
+
 def test_every_offending_field_is_named(validator):
     # Given one instance with a problem in every field, plus an unknown field
     bad = {"tenure": "3", "charges": True, "contract": None, "region": "east", "paperless": 1, "colour": "red"}
@@ -75,7 +87,6 @@ def test_every_offending_field_is_named(validator):
         "instances[0].region": "unknown category; expected one of: north, south",
         "instances[0].paperless": "expected true or false, got a number",
         "instances[0].colour": "unknown field",
-        "instances[1].charges": "missing required field",
         "instances[1].contract": "missing required field",
         "instances[1].region": "missing required field",
         "instances[1].paperless": "missing required field",
