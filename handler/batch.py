@@ -9,12 +9,12 @@ The scoring itself is handler.batch_scoring, which the local command line runs t
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -23,23 +23,24 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handler.batch_scoring import (
+    BLOCK_BYTES,
     MAX_LINE_BYTES,
-    REJECT_HEADER,
     BatchInputError,
     Counts,
     Layout,
+    batch_threads,
     input_format,
-    iter_scored,
-    output_header,
+    owned_blocks,
     owned_lines,
     parse_header,
     ranges,
+    score_blocks,
+    split_first_line,
 )
 from handler.config import observability_names
 from handler.errors import ModelLoadError
 from handler.loading import LoadedModel, load_model_from_environment
 
-READ_CHUNK_BYTES = 1 << 20
 DEFAULT_PART_MB = 64
 # The locations a deployment may read and write; set by the BatchScoring construct.
 INPUT_BUCKET, INPUT_PREFIX = "BATCH_INPUT_BUCKET", "BATCH_INPUT_PREFIX"
@@ -141,7 +142,7 @@ def _input_objects(client: Any, bucket: str, key: str) -> list[tuple[str, int]]:
 def _read_header(client: Any, bucket: str, key: str) -> list[str]:
     body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_LINE_BYTES}")["Body"]
     try:
-        first = next(owned_lines(body.iter_chunks(READ_CHUNK_BYTES), offset=0, start=0, end=1), b"")
+        first = next(owned_lines(body.iter_chunks(BLOCK_BYTES), offset=0, start=0, end=1), b"")
     finally:
         body.close()
     return parse_header(first)
@@ -183,30 +184,34 @@ def part_keys(output_prefix: str, part: int) -> dict[str, str]:
             "counts": f"{output_prefix}parts/{name}.json"}
 
 
+@contextmanager
+def _range_body(client: Any, item: Mapping[str, Any]) -> Iterator[Any]:
+    """The streaming body of the object from the byte before the range on (None for an empty range), closed after."""
+    if item["end"] <= item["start"]:
+        yield None
+        return
+    offset = max(item["start"] - 1, 0)
+    body = client.get_object(Bucket=item["bucket"], Key=item["key"], Range=f"bytes={offset}-")["Body"]
+    try:
+        yield body
+    finally:
+        body.close()
+
+
 def score_range(client: Any, model: LoadedModel, item: Mapping[str, Any]) -> dict[str, Any]:
     """Score one planned range: output and rejects parts to S3, then its counts (written last: proof of done)."""
     start, end, header = item["start"], item["end"], item["header"]
     keys = part_keys(item["output_prefix"], item["part"])
-    counts = Counts(unused_columns=Layout.of(model.manifest, header, item["id_column"]).unused_columns)
-    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as rejects:
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as rejects, \
+            _range_body(client, item) as body:
         output_text = io.TextIOWrapper(output, encoding="utf-8", newline="")
         rejects_text = io.TextIOWrapper(rejects, encoding="utf-8", newline="")
-        output_writer, rejects_writer = csv.writer(output_text), csv.writer(rejects_text)
-        output_writer.writerow(output_header(model.manifest, item["id_column"]))
-        rejects_writer.writerow(REJECT_HEADER)
-        if end > start:
-            offset = max(start - 1, 0)
-            body = client.get_object(Bucket=item["bucket"], Key=item["key"], Range=f"bytes={offset}-")["Body"]
-            try:
-                lines = owned_lines(body.iter_chunks(READ_CHUNK_BYTES), offset=offset, start=start, end=end)
-                if header is not None and start == 0:
-                    next(lines, None)  # the header line: part 0 owns it, and it is not a row
-                for scored, rejected, chunk_counts in iter_scored(model, header, lines, id_column=item["id_column"]):
-                    output_writer.writerows(scored)
-                    rejects_writer.writerows(rejected)
-                    counts.add(chunk_counts)
-            finally:
-                body.close()
+        blocks = iter(()) if body is None else owned_blocks(body.iter_chunks(BLOCK_BYTES), offset=max(start - 1, 0),
+                                                             start=start, end=end)
+        if header is not None and start == 0:
+            _, blocks = split_first_line(blocks)  # the header line: part 0 owns it, and it is not a row
+        counts = score_blocks(model, header, blocks, output_text, rejects_text, id_column=item["id_column"],
+                              threads=batch_threads(os.environ))
         for text, file, key in ((output_text, output, keys["output"]), (rejects_text, rejects, keys["rejects"])):
             text.flush()
             file.seek(0)

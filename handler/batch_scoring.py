@@ -1,4 +1,4 @@
-"""Batch scoring core: lines of CSV and JSON Lines files scored with the API's model and validation rules, without AWS.
+"""Batch scoring core: CSV and JSON Lines files scored with the API's model and validation rules, without AWS.
 
 A file is split into byte ranges. Every physical line belongs to exactly one range: the one its first byte lies
 in. A range's reader starts at the first line that begins at or after `start` and reads through the end of the last
@@ -10,7 +10,11 @@ unterminated quoted field, and the lines that followed it are judged as rows of 
 fall. Nothing is lost: every data line is either scored or rejected with its problems named, and
 rows_in = scored + rejected is checked per part and over the whole run.
 
-handler.batch runs these functions on S3 ranges in Lambda; toolkit.score runs them on a local file.
+A range is read in blocks of whole lines. Each block is parsed a column at a time (numpy finds the lines that
+are plain comma-separated records; only the others go through the csv module), validated by ColumnValidator,
+predicted as arrays on a worker thread while the next block is parsed, and written as CSV text from the arrays.
+
+handler.batch runs this on S3 ranges in Lambda; toolkit.score runs it on a local file.
 """
 
 from __future__ import annotations
@@ -19,23 +23,30 @@ import csv
 import gc
 import itertools
 import json
-import operator
-from collections.abc import Iterable, Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
+
+import numpy as np
 
 from handler.columns import ColumnValidator
 from handler.loading import LoadedModel
 from handler.manifest import Manifest
-from handler.predictors.base import ValidatedBatch
+from handler.predictors.base import PredictionArrays, UnscorableInput, ValidatedBatch
 from handler.validation import NonFinite, parse_float
 
-CHUNK_ROWS = 10_000  # rows validated and predicted together: bounded memory, numpy-sized work
+BLOCK_BYTES = 1 << 20  # bytes parsed and predicted together (~20,000 demo rows): numpy-sized work, bounded memory
 MAX_LINE_BYTES = 1 << 20  # a longer line (or a file without newlines) is refused, so memory stays bounded
+THREADS_VARIABLE = "BATCH_THREADS"  # blocks predicted at once, each on its own thread
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 UNSUPPORTED_SUFFIXES = (".gz", ".zip", ".bz2", ".zst", ".parquet")
 REJECT_HEADER = ["row", "problems"]
+NEWLINE, COMMA, QUOTE, CARRIAGE_RETURN = b"\n"[0], b","[0], b'"'[0], b"\r"[0]
+CSV_SPECIALS = ('"', ",", "\r", "\n")  # a cell holding one of these is quoted, as csv.writer does
 
 
 class BatchInputError(ValueError):
@@ -115,21 +126,47 @@ def parse_header(line: bytes) -> list[str]:
         raise BatchInputError("header_invalid", f"the header line is not CSV ({error})") from None
 
 
-def score_lines(model: LoadedModel, header: list[str] | None, lines: Iterable[bytes], *,
-                first_row_number: int, id_column: str | None = None,
-                ) -> tuple[list[list[Any]], list[list[Any]], Counts]:
-    """Score data lines (bytes, no newline) of a CSV with `header`, or of JSON Lines when header is None.
+def batch_threads(environ: Mapping[str, str]) -> int:
+    """BATCH_THREADS, or every CPU this process may use: blocks predicted at once (the API predicts on one)."""
+    value = environ.get(THREADS_VARIABLE) or str(os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise BatchInputError("threads_invalid", f"{THREADS_VARIABLE} must be an integer >= 1, got {value!r}")
+    return int(value)
 
-    Returns output rows, reject rows and counts; rows are numbered from first_row_number. Callers stream a
-    large file through `iter_scored`, which hands this function CHUNK_ROWS lines at a time.
+
+def score_blocks(model: LoadedModel, header: list[str] | None, blocks: Iterable[bytes], output: TextIO,
+                 rejects: TextIO, *, id_column: str | None = None, first_row_number: int = 1, threads: int = 1,
+                 on_block: Callable[[Counts], None] | None = None) -> Counts:
+    """Score blocks of whole data lines (see owned_blocks) of a CSV with `header`, or of JSON Lines (header None).
+
+    Writes the output CSV (row, [id], prediction) and the rejects CSV (row, problems), headers included, rows
+    numbered from first_row_number. `threads` blocks are predicted at once while the next one is parsed;
+    memory is bounded by them, not by the input. on_block sees the running counts after each block.
     """
-    with _garbage_collection_paused():
-        return _score_lines(model, Layout.of(model.manifest, header, id_column), list(lines), first_row_number)
+    layout = Layout.of(model.manifest, header, id_column)
+    parser = _BlockParser(model, layout)
+    writer = _BlockWriter(model.manifest, id_column, output, rejects)
+    total = Counts(unused_columns=layout.unused_columns)
+    with _garbage_collection_paused(), ThreadPoolExecutor(threads, thread_name_prefix="predict") as pool:
+        in_flight: deque[tuple[_Block, Future[PredictionArrays | None]]] = deque()
+        for data in blocks:
+            block = parser.parse(data, first_row_number)
+            first_row_number += block.lines
+            in_flight.append((block, pool.submit(_predict, model, block)))
+            if len(in_flight) > threads:
+                total.add(writer.write(model, *in_flight.popleft()))
+                if on_block:
+                    on_block(total)
+        while in_flight:
+            total.add(writer.write(model, *in_flight.popleft()))
+            if on_block:
+                on_block(total)
+    return total
 
 
 @contextmanager
 def _garbage_collection_paused() -> Iterator[None]:
-    """Millions of small lists hold no cycles; collecting them while they are built costs more than scoring."""
+    """Millions of short-lived tuples hold no cycles; collecting them while they are built costs more than scoring."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -139,58 +176,238 @@ def _garbage_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _score_lines(model: LoadedModel, layout: Layout, lines: list[bytes], first_row_number: int,
-                 ) -> tuple[list[list[Any]], list[list[Any]], Counts]:
-    texts, problems = _decode(lines)
-    if layout.header is None:
-        columns, identities, counts = _json_columns(model, layout, texts, problems)
-    else:
-        columns, identities, counts = _csv_columns(model, layout, texts, problems)
-    output = []
-    valid_rows = [index for index in range(len(texts)) if index not in problems]
-    for chunk_start in range(0, len(valid_rows), CHUNK_ROWS):
-        rows = valid_rows[chunk_start:chunk_start + CHUNK_ROWS]
-        chunk_columns = {name: values[chunk_start:chunk_start + CHUNK_ROWS] for name, values in columns.items()}
-        predictions = _predict(model, chunk_columns, len(rows), rows, problems)
-        output += [[first_row_number + index, *identities(index), *_prediction_cells(prediction)]
-                   for index, prediction in zip(rows, predictions) if prediction is not None]
-    rejects = [[first_row_number + index, "; ".join(found)] for index, found in sorted(problems.items())]
-    counts.rows_in, counts.scored, counts.rejected = len(texts), len(output), len(rejects)
-    return output, rejects, counts
+@dataclass
+class _Block:
+    """One block's lines, parsed and validated: what the model scores and what is rejected."""
+
+    first_row: int
+    lines: int
+    rows: np.ndarray  # indices (within the block) of the lines the model scores, ascending
+    columns: dict[str, Any]  # validated feature columns of those lines
+    ids: list[str] | None
+    problems: dict[int, list[str]]  # line index -> problems
+    unknown_categories: int
+    unused_columns: list[str] = field(default_factory=list)  # JSON Lines keys that are no feature
 
 
-def iter_scored(model: LoadedModel, header: list[str] | None, lines: Iterable[bytes], *,
-                id_column: str | None = None, first_row_number: int = 1,
-                chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[list[list[Any]], list[list[Any]], Counts]]:
-    """score_lines over consecutive chunks of `lines`: memory bounded by the chunk, not the file."""
-    Layout.of(model.manifest, header, id_column)  # a bad header fails before any row is read
-    iterator = iter(lines)
-    while chunk := list(itertools.islice(iterator, chunk_rows)):
-        yield score_lines(model, header, chunk, first_row_number=first_row_number, id_column=id_column)
-        first_row_number += len(chunk)
+class _BlockParser:
+    """Bytes of whole lines -> validated columns, a column at a time."""
+
+    def __init__(self, model: LoadedModel, layout: Layout) -> None:
+        self._model, self._layout = model, layout
+        self._validator = ColumnValidator(model.manifest.features, model.settings.max_string_length)
+
+    def parse(self, data: bytes, first_row: int) -> _Block:
+        if self._layout.header is None:
+            return self._json_lines(data, first_row)
+        layout, features = self._layout, self._model.manifest.feature_names
+        wanted = [layout.positions[name] for name in features]
+        id_position = layout.positions[layout.id_column] if layout.id_column else None
+        rows, cells, problems, lines = _csv_cells(data, len(layout.header),
+                                                  wanted if id_position is None else [*wanted, id_position])
+        result = self._validator.validate({name: cells[position] for name, position in zip(features, wanted)},
+                                          len(rows))
+        for position, found in result.problems.items():
+            problems[int(rows[position])] = found
+        ids = None if id_position is None else list(itertools.compress(cells[id_position], result.valid.tolist()))
+        return _Block(first_row, lines, rows[result.valid], result.columns, ids, problems, result.unknown_categories)
+
+    def _json_lines(self, data: bytes, first_row: int) -> _Block:
+        texts, problems = _decode(data[:-1].split(b"\n"))
+        columns, identity, unknown, unused = _json_columns(self._model, self._layout, texts, problems)
+        rows = np.array([index for index in range(len(texts)) if index not in problems], dtype=np.intp)
+        ids = None if self._layout.id_column is None else [identity(index) for index in rows.tolist()]
+        return _Block(first_row, len(texts), rows, columns, ids, problems, unknown, unused)
 
 
-def owned_lines(chunks: Iterable[bytes], *, offset: int, start: int, end: int) -> Iterator[bytes]:
-    """The lines (without their newline) that begin in [start, end), from bytes read from `offset` on.
+def _csv_cells(data: bytes, width: int, positions: list[int],
+               ) -> tuple[np.ndarray, dict[int, list[str]], dict[int, list[str]], int]:
+    """The cells at `positions` of every line that is a CSV record of `width` fields; the problems of the rest.
+
+    Returns (indices of those lines, cells per position, problems per line index, number of lines). A line
+    without quotes or carriage returns holding width - 1 commas is split on its commas, all such lines at once;
+    only the other lines go through the csv module, one at a time.
+    """
+    bytes_ = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(bytes_ == NEWLINE)
+    separators = bytes_[(bytes_ == COMMA) | (bytes_ == NEWLINE)]
+    fields = np.diff(np.flatnonzero(separators == NEWLINE), prepend=-1)
+    plain = (fields == width) & (np.diff(newlines, prepend=-1) > 1)  # and not empty
+    if b'"' in data or b"\r" in data:
+        plain[np.searchsorted(newlines, np.flatnonzero((bytes_ == QUOTE) | (bytes_ == CARRIAGE_RETURN)))] = False
+    try:
+        text: str | None = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and plain.all():
+        flat = text.replace("\n", ",").split(",")
+        flat.pop()  # after the last line's newline
+        return np.arange(len(newlines)), {p: flat[p::width] for p in positions}, {}, len(newlines)
+    lines: list[str | None] = (text.split("\n") if text is not None
+                               else [_utf8_or_none(line) for line in data.split(b"\n")])
+    lines.pop()
+    plain &= np.array([line is not None for line in lines], dtype=bool)
+    flat = ",".join(itertools.compress(lines, plain.tolist())).split(",") if plain.any() else []
+    problems: dict[int, list[str]] = {}
+    records: dict[int, list[str]] = {}
+    for index in np.flatnonzero(~plain).tolist():
+        verdict = _csv_line(lines[index], width)
+        if isinstance(verdict, str):
+            problems[index] = [verdict]
+        else:
+            records[index] = verdict
+    plain_rows = np.flatnonzero(plain)
+    if not records:
+        return plain_rows, {p: flat[p::width] for p in positions}, problems, len(lines)
+    record_rows = np.array(list(records), dtype=np.intp)
+    rows = np.sort(np.concatenate([plain_rows, record_rows]))
+    cells = {}
+    for position in positions:  # the plain lines' cells and the csv module's records, merged in line order
+        column = np.empty(len(rows), dtype=object)
+        column[np.searchsorted(rows, plain_rows)] = np.array(flat[position::width], dtype=object)
+        column[np.searchsorted(rows, record_rows)] = np.array([record[position] for record in records.values()],
+                                                                dtype=object)
+        cells[position] = column.tolist()
+    return rows, cells, problems, len(lines)
+
+
+def _utf8_or_none(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _csv_line(line: str | None, width: int) -> list[str] | str:
+    """The record of one line that is not a plain comma-separated one, or the problem that stops it."""
+    if line is None:
+        return "row: not valid UTF-8"
+    line = line.removesuffix("\r")
+    if not line:
+        return "row: empty line"
+    try:
+        record = next(csv.reader([line], strict=True), [])
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            return "row: unterminated quoted field (a quoted field may not contain a line break)"
+        return f"row: not a CSV line ({error})"
+    return record if len(record) == width else f"row: expected {width} fields, got {len(record)}"
+
+
+def _predict(model: LoadedModel, block: _Block) -> PredictionArrays | None:
+    """The block's predictions (on a worker thread); None if the model cannot score it as a whole."""
+    if not len(block.rows):
+        return None
+    try:
+        return model.predictor.predict_arrays(ValidatedBatch(columns=block.columns, count=len(block.rows),
+                                                             unknown_categories=0))
+    except (UnscorableInput, ValueError, FloatingPointError):  # e.g. a float32 overflow inside a tree model
+        return None
+
+
+def _predict_each(model: LoadedModel, block: _Block) -> PredictionArrays | None:
+    """Each row alone, rejecting those the model cannot score; the block keeps only the rows it scored."""
+    scored, kept = [], []
+    for position, index in enumerate(block.rows.tolist()):
+        single = {name: values[position:position + 1] for name, values in block.columns.items()}
+        try:
+            scored.append(model.predictor.predict_arrays(ValidatedBatch(columns=single, count=1,
+                                                                        unknown_categories=0)))
+            kept.append(position)
+        except (UnscorableInput, ValueError, FloatingPointError):
+            block.problems[index] = ["row: the model cannot score these values"]
+    block.rows = block.rows[kept]
+    block.ids = None if block.ids is None else [block.ids[position] for position in kept]
+    if not scored:
+        return None
+    if scored[0].probabilities is not None:
+        return PredictionArrays(probabilities=np.concatenate([arrays.probabilities for arrays in scored]))
+    return PredictionArrays(values=np.concatenate([arrays.values for arrays in scored]))
+
+
+class _BlockWriter:
+    """Writes a block's predictions from the arrays (no per-row objects but the text) and its rejects."""
+
+    def __init__(self, manifest: Manifest, id_column: str | None, output: TextIO, rejects: TextIO) -> None:
+        self._classes = manifest.classes
+        self._labels = None if manifest.classes is None else np.array(
+            _csv_quoted([str(label) for label in manifest.classes]), dtype=object)
+        self._output = output
+        self._rejects = csv.writer(rejects, lineterminator="\n")
+        output.write(",".join(_csv_quoted(output_header(manifest, id_column))) + "\n")
+        self._rejects.writerow(REJECT_HEADER)
+
+    def write(self, model: LoadedModel, block: _Block, future: Future[PredictionArrays | None]) -> Counts:
+        arrays = future.result()
+        if arrays is None and len(block.rows):
+            arrays = _predict_each(model, block)
+        if arrays is not None:
+            columns: list[Iterable[str]] = [map(str, (block.rows + block.first_row).tolist())]
+            if block.ids is not None:
+                columns.append(_csv_quoted(block.ids))
+            if arrays.probabilities is not None:
+                columns.append(self._labels[arrays.best].tolist())
+                columns += [map(repr, column) for column in arrays.probabilities.T.tolist()]  # csv.writer's text
+            else:
+                columns.append(map(repr, np.ravel(arrays.values).tolist()))
+            self._output.write("\n".join(map(",".join, zip(*columns))) + "\n")
+        self._rejects.writerows([block.first_row + index, "; ".join(found)]
+                                for index, found in sorted(block.problems.items()))
+        return Counts(rows_in=block.lines, scored=len(block.rows), rejected=len(block.problems),
+                      unknown_categories=block.unknown_categories, unused_columns=block.unused_columns)
+
+
+def _csv_quoted(cells: list[str]) -> list[str]:
+    """Cells as csv.writer writes them: quoted (quotes doubled) when they hold a quote, comma or line break."""
+    joined = "".join(cells)
+    if not any(special in joined for special in CSV_SPECIALS):
+        return cells
+    return ['"' + cell.replace('"', '""') + '"' if any(special in cell for special in CSV_SPECIALS) else cell
+            for cell in cells]
+
+
+def owned_blocks(chunks: Iterable[bytes], *, offset: int, start: int, end: int) -> Iterator[bytes]:
+    """Runs of the whole lines that begin in [start, end), each line ending with a newline (one is added to a
+    last line without), from bytes read from `offset` on. Blocks are never empty.
 
     `offset` must be start - 1 when start > 0 (to see whether a line begins exactly at start), else 0.
     """
     position, pending = offset, b""
     skipping = start > 0  # the line that holds byte start - 1 belongs to the range before
     for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            if not skipping:
-                if position >= end:
-                    return
-                yield line
-            skipping = False
-            position += len(line) + 1
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        complete, pending = data[:cut], data[cut:]
+        if skipping and complete:
+            skipped = complete.index(b"\n") + 1
+            complete, position, skipping = complete[skipped:], position + skipped, False
+        if complete and not skipping:
+            if position >= end:
+                return
+            if position + len(complete) > end:  # the last owned line is the one that holds byte end - 1
+                yield complete[:complete.index(b"\n", end - position - 1) + 1]
+                return
+            yield complete
+            position += len(complete)
         if len(pending) > MAX_LINE_BYTES:
             raise BatchInputError("line_too_long", f"a line at byte {position} is longer than {MAX_LINE_BYTES} bytes")
     if pending and not skipping and position < end:
-        yield pending
+        yield pending + b"\n"
+
+
+def owned_lines(chunks: Iterable[bytes], *, offset: int, start: int, end: int) -> Iterator[bytes]:
+    """The lines (without their newline) that begin in [start, end); see owned_blocks."""
+    for block in owned_blocks(chunks, offset=offset, start=start, end=end):
+        yield from block[:-1].split(b"\n")
+
+
+def split_first_line(blocks: Iterable[bytes]) -> tuple[bytes | None, Iterator[bytes]]:
+    """The first line of owned blocks (a CSV header), and the blocks of the lines after it."""
+    iterator = iter(blocks)
+    for block in iterator:
+        line, _, rest = block.partition(b"\n")
+        return line, itertools.chain([rest] if rest else [], iterator)
+    return None, iterator
 
 
 def ranges(size: int, part_bytes: int) -> list[tuple[int, int]]:
@@ -219,65 +436,11 @@ def _decode(lines: list[bytes]) -> tuple[list[str], dict[int, list[str]]]:
             except UnicodeDecodeError:
                 texts.append("")
                 problems[index] = ["row: not valid UTF-8"]
-    texts = [text[:-1] if text.endswith("\r") else text for text in texts]
+    texts = [text.removesuffix("\r") for text in texts]
     for index, text in enumerate(texts):
         if not text and index not in problems:
             problems[index] = ["row: empty line"]
     return texts, problems
-
-
-def _csv_records(texts: list[str], skip: dict[int, list[str]]) -> list[list[str] | str]:
-    """Each line parsed on its own as one CSV record, or the problem that stops it."""
-    records: list[list[str] | str] = []
-    reader = csv.reader(texts, strict=True)
-    try:  # fast path: one reader over every line, as long as no record spans two lines
-        for index, record in enumerate(reader):
-            if reader.line_num != index + 1:
-                break
-            records.append(record)
-        else:
-            return records
-    except csv.Error:
-        pass
-    return [_csv_record(text) if index not in skip else [] for index, text in enumerate(texts)]
-
-
-def _csv_record(text: str) -> list[str] | str:
-    try:
-        return next(csv.reader([text], strict=True), [])
-    except csv.Error as error:
-        if "unexpected end of data" in str(error):
-            return "row: unterminated quoted field (a quoted field may not contain a line break)"
-        return f"row: not a CSV line ({error})"
-
-
-def _csv_columns(model: LoadedModel, layout: Layout, texts: list[str], problems: dict[int, list[str]]):
-    """Feature columns of the rows that parse, validated a column at a time; problems gains the rest."""
-    width = len(layout.header)
-    records = _csv_records(texts, problems)
-    rows = []
-    for index, record in enumerate(records):
-        if index in problems:
-            continue
-        if isinstance(record, str):
-            problems[index] = [record]
-        elif len(record) != width:
-            problems[index] = [f"row: expected {width} fields, got {len(record)}"]
-        else:
-            rows.append(index)
-    cells = {name: list(map(operator.itemgetter(layout.positions[name]), map(records.__getitem__, rows)))
-             for name in model.manifest.feature_names}
-    validator = ColumnValidator(model.manifest.features, model.settings.max_string_length)
-    result = validator.validate(cells, len(rows))
-    for position, found in result.problems.items():
-        problems[rows[position]] = found
-    id_position = layout.positions.get(layout.id_column) if layout.id_column else None
-
-    def identities(index: int) -> tuple[str, ...]:
-        return () if id_position is None else (records[index][id_position],)
-
-    counts = Counts(unknown_categories=result.unknown_categories, unused_columns=layout.unused_columns)
-    return result.columns, identities, counts
 
 
 def _json_columns(model: LoadedModel, layout: Layout, texts: list[str], problems: dict[int, list[str]]):
@@ -318,36 +481,8 @@ def _json_columns(model: LoadedModel, layout: Layout, texts: list[str], problems
             known = known_categories.get(name)
             unknown += known is not None and value is not None and value not in known
 
-    def identities(index: int) -> tuple[Any, ...]:
-        if layout.id_column is None:
-            return ()
+    def identity(index: int) -> str:
         value = objects[index].get(layout.id_column)
-        return ("" if value is None else value if isinstance(value, str) else json.dumps(value),)
+        return "" if value is None else value if isinstance(value, str) else json.dumps(value)
 
-    return columns, identities, Counts(unknown_categories=unknown, unused_columns=sorted(unused))
-
-
-def _predict(model: LoadedModel, columns: dict[str, Any], count: int, rows: list[int],
-             problems: dict[int, list[str]]) -> list[dict[str, Any] | None]:
-    """Predictions for one chunk; if the model cannot score it, each row alone, rejecting those it cannot."""
-    batch = ValidatedBatch(columns=columns, count=count, unknown_categories=0)
-    try:
-        return model.predictor.predict(batch)
-    except (ValueError, FloatingPointError):  # e.g. a float32 overflow inside a tree model, as the API's 422
-        pass
-    predictions: list[dict[str, Any] | None] = []
-    for position, index in enumerate(rows):
-        single = ValidatedBatch(columns={name: values[position:position + 1] for name, values in columns.items()},
-                                count=1, unknown_categories=0)
-        try:
-            predictions.extend(model.predictor.predict(single))
-        except (ValueError, FloatingPointError):
-            problems[index] = ["row: the model cannot score these values"]
-            predictions.append(None)
-    return predictions
-
-
-def _prediction_cells(prediction: dict[str, Any]) -> list[Any]:
-    if "probabilities" in prediction:
-        return [prediction["label"], *prediction["probabilities"].values()]
-    return [prediction["value"]]
+    return columns, identity, unknown, sorted(unused)

@@ -7,6 +7,7 @@ whole columns, and the checker runs only on the cells the vectorised checks flag
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from handler.validation import NUMBER_LIMIT, Checker, checker_for, NonFinite
 
 BOOLEAN_CELLS = {"true": True, "false": False}
 NUMERIC_TYPES = ("number", "integer")
+EMPTY_CELL = np.array("", dtype=object)  # compared as a Python string, not a numpy one
 
 
 def decode_cell(text: str, feature_type: str) -> Any:
@@ -77,11 +79,11 @@ class ColumnValidator:
 
     def _numbers(self, feature: Feature, column: list[str]) -> tuple[np.ndarray, list[int]]:
         """float64 values (NaN for null) and the indices of flagged cells."""
-        cells = np.array(column, dtype=object)
-        empty = cells == ""
-        filled = np.where(empty, "nan", cells) if empty.any() else cells
+        empty = (np.equal(np.array(column, dtype=object), EMPTY_CELL) if "" in column
+                 else np.zeros(len(column), dtype=bool))
+        filled = [text or "nan" for text in column] if empty.any() else column
         try:
-            numbers = filled.astype(np.float64)  # float() on each cell, in C
+            numbers = np.fromiter(map(float, filled), dtype=np.float64, count=len(column))  # float() in C
         except ValueError:  # some cell is not a number: convert one at a time to find which
             parsed = [_float_or_none(text) for text in filled]
             unreadable = np.array([number is None for number in parsed], dtype=bool)
@@ -125,7 +127,8 @@ class ColumnValidator:
                 values = columns[feature.name]
                 if isinstance(values, np.ndarray):  # a numeric feature with categories: NaN is null
                     values = values[~np.isnan(values)].tolist()
-                unknown += sum(count for value, count in Counter(values).items() if value not in known)
+                if not known.issuperset(values):  # a set test first: most columns hold known categories only
+                    unknown += sum(count for value, count in Counter(values).items() if value not in known)
         return unknown
 
 
@@ -139,4 +142,4 @@ def _float_or_none(text: str) -> float | None:
 def _kept(values: list[Any], valid: np.ndarray) -> list[Any]:
     if valid.all():
         return values
-    return [value for value, keep in zip(values, valid.tolist()) if keep]
+    return list(itertools.compress(values, valid.tolist()))

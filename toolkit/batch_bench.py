@@ -1,50 +1,94 @@
 """Batch throughput: the batch path (toolkit.score) against a naive pandas + scikit-learn job, same CSV, same run.
 
-Each job runs in a fresh interpreter so its peak RSS (getrusage) is its own.
+Each job runs in a fresh interpreter so its peak RSS (VmHWM) is its own. The two jobs alternate on the same
+file (batch, naive, batch, naive, ...) and each figure is the median of the repeats, so a noisy machine slows both.
+The batch job predicts `threads` blocks at once (BATCH_THREADS, default every CPU); the naive job uses what
+pandas and scikit-learn use by default (one thread for this pipeline).
 
-    python -m toolkit.batch_bench [--model-dir model_artifacts] [--rows 100000 1000000]
+    python -m toolkit.batch_bench [--model-dir model_artifacts] [--rows 100000 1000000] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from handler.batch_scoring import batch_threads
 from handler.config import DEFAULT_MODEL_DIR
 from handler.manifest import read_manifest
 
 NAIVE_CHUNK_ROWS = 100_000
-# Runs in a fresh interpreter: the job, then its wall time and peak RSS as JSON on the last line.
+JOBS = ("batch", "naive")
+# Runs in a fresh interpreter: the job, then its rows, wall time and peak RSS as JSON on the last line.
 _JOB = """
-import json, resource, sys, time
-kind, model_dir, source, output = sys.argv[1:5]
+import json, re, resource, sys, time
+kind, model_dir, source, output, threads = sys.argv[1:6]
 started = time.perf_counter()
 if kind == "batch":
     from pathlib import Path
     from handler.config import Settings
     from handler.loading import load_model
     from toolkit.score import score_file
-    rows = score_file(load_model(Settings(model_dir=Path(model_dir))), Path(source), Path(output)).rows_in
+    model = load_model(Settings(model_dir=Path(model_dir)))
+    rows = score_file(model, Path(source), Path(output), threads=int(threads)).rows_in
 else:
     import joblib, pandas
     manifest = json.load(open(model_dir + "/manifest.json"))
     model = joblib.load(model_dir + "/" + (manifest.get("sklearn_artifact") or manifest["artifact"]))
-    rows, first = 0, True
-    with open(output, "w") as sink:
-        for chunk in pandas.read_csv(source, chunksize=%d):
-            probabilities = model.predict_proba(chunk)
-            pandas.DataFrame(probabilities, columns=[f"p_{c}" for c in model.classes_]).to_csv(
-                sink, header=first, index=False)
-            rows, first = rows + len(chunk), False
+    features = [feature["name"] for feature in manifest["features"]]
+    rows = 0
+    for chunk in pandas.read_csv(source, chunksize=%d):
+        probabilities = model.predict_proba(chunk[features])
+        pandas.DataFrame(probabilities, columns=[f"p_{c}" for c in model.classes_]).to_csv(
+            output, mode="a", header=rows == 0, index=False)
+        rows += len(chunk)
 seconds = time.perf_counter() - started
-print(json.dumps({"rows": rows, "seconds": seconds,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+try:  # VmHWM starts afresh at exec; ru_maxrss would keep the bench's own peak, inherited through fork
+    peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))
+except OSError:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
 """ % NAIVE_CHUNK_ROWS
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """One job on one file: the median rows/s of its runs and its highest peak RSS."""
+
+    rows_per_second: float
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True)
+class BatchThroughput:
+    """Both jobs per file size (rows), measured alternately in one run."""
+
+    threads: int
+    repeats: int
+    batch: dict[int, JobFigures]
+    naive: dict[int, JobFigures]
+
+    def ratio(self, rows: int) -> float:
+        """Batch rows/s over naive rows/s."""
+        return self.batch[rows].rows_per_second / self.naive[rows].rows_per_second
+
+    def table(self) -> list[str]:
+        """Lines of a table: rows, job, rows/s, peak RSS, and the ratio on each batch line."""
+        lines = [f"{'rows':>10} {'job':>6} {'rows/s':>10} {'peak RSS MB':>12} {'x naive':>8}"]
+        for rows in self.batch:
+            for kind, figures in (("batch", self.batch[rows]), ("naive", self.naive[rows])):
+                ratio = f"{self.ratio(rows):>8.2f}" if kind == "batch" else ""
+                lines.append(f"{rows:>10,} {kind:>6} {figures.rows_per_second:>10,.0f} "
+                             f"{figures.peak_rss_mb:>12,.0f} {ratio}")
+        lines.append(f"batch: {self.threads} prediction thread(s); medians of {self.repeats} alternating runs")
+        return lines
 
 
 def demo_csv(path: Path, rows: int, feature_names: list[str]) -> Path:
@@ -62,31 +106,46 @@ def demo_csv(path: Path, rows: int, feature_names: list[str]) -> Path:
     return path
 
 
-def run_job(kind: str, model_dir: Path, source: Path, output: Path) -> dict[str, Any]:
+def run_job(kind: str, model_dir: Path, source: Path, output: Path, threads: int) -> dict[str, float]:
     """One job in a fresh interpreter: rows, seconds, rows/s and peak RSS in MB."""
-    finished = subprocess.run([sys.executable, "-c", _JOB, kind, str(model_dir), str(source), str(output)],
-                              check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    output.unlink(missing_ok=True)
+    finished = subprocess.run([sys.executable, "-c", _JOB, kind, str(model_dir), str(source), str(output),
+                               str(threads)], check=True, capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
     result = json.loads(finished.stdout.strip().splitlines()[-1])
     return {**result, "rows_per_second": result["rows"] / result["seconds"]}
 
 
-def batch_throughput(model_dir: Path = DEFAULT_MODEL_DIR, rows: int = 1_000_000) -> dict[str, dict[str, Any]]:
-    """Both jobs on the same generated CSV of `rows` demo rows: {"batch": ..., "naive": ...}."""
+def batch_throughput(model_dir: Path = DEFAULT_MODEL_DIR, sizes: tuple[int, ...] = (100_000, 1_000_000),
+                     repeats: int = 3, threads: int | None = None) -> BatchThroughput:
+    """Both jobs on the same generated CSV of demo rows per size, alternating, `repeats` times each."""
+    threads = threads or batch_threads(os.environ)
     manifest = read_manifest(model_dir)
+    figures: dict[str, dict[int, JobFigures]] = {kind: {} for kind in JOBS}
     with tempfile.TemporaryDirectory() as work:
-        source = demo_csv(Path(work) / "customers.csv", rows, manifest.feature_names)
-        return {kind: run_job(kind, model_dir, source, Path(work) / f"{kind}.csv") for kind in ("batch", "naive")}
+        for rows in sizes:
+            source = demo_csv(Path(work) / f"customers-{rows}.csv", rows, manifest.feature_names)
+            runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in JOBS}
+            for _ in range(repeats):
+                for kind in JOBS:
+                    runs[kind].append(run_job(kind, model_dir, source, Path(work) / f"{kind}.csv", threads))
+            for kind in JOBS:
+                figures[kind][rows] = JobFigures(
+                    rows_per_second=statistics.median(run["rows_per_second"] for run in runs[kind]),
+                    peak_rss_mb=max(run["peak_rss_mb"] for run in runs[kind]))
+            source.unlink()
+    return BatchThroughput(threads=threads, repeats=repeats, batch=figures["batch"], naive=figures["naive"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolkit.batch_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="batch prediction threads (default: BATCH_THREADS, or every CPU)")
     args = parser.parse_args(argv)
-    print(f"{'rows':>10} {'job':>6} {'rows/s':>10} {'peak RSS MB':>12}")
-    for rows in args.rows:
-        for kind, result in batch_throughput(args.model_dir, rows).items():
-            print(f"{rows:>10,} {kind:>6} {result['rows_per_second']:>10,.0f} {result['peak_rss_mb']:>12,.0f}")
+    result = batch_throughput(args.model_dir, tuple(args.rows), args.repeats, args.threads)
+    print("\n".join(result.table()))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Score a local CSV or JSON Lines file of any size with the packaged model, in bounded memory.
 
-    python -m toolkit.score --input in.csv --output out.csv [--id-column id] [--model-dir model_artifacts]
+    python -m toolkit.score --input in.csv --output out.csv [--id-column id] [--model-dir model_artifacts] [--threads N]
 
 The same code as the deployed batch (handler.batch_scoring): the same validation, the same predictions.
 Writes OUTPUT, the rejected rows beside it (out.rejects.csv), and prints the counts.
@@ -9,7 +9,7 @@ Writes OUTPUT, the rejected rows beside it (out.rejects.csv), and prints the cou
 from __future__ import annotations
 
 import argparse
-import csv
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from handler.batch_scoring import (
-    REJECT_HEADER,
+    BLOCK_BYTES,
     BatchInputError,
     Counts,
+    batch_threads,
     input_format,
-    iter_scored,
-    output_header,
-    owned_lines,
+    owned_blocks,
     parse_header,
+    score_blocks,
+    split_first_line,
 )
 from handler.config import DEFAULT_MODEL_DIR, Settings
 from handler.errors import ModelLoadError
 from handler.loading import LoadedModel, load_model
 
-READ_CHUNK_BYTES = 1 << 20
 PROGRESS_INTERVAL_SECONDS = 0.5
 
 
@@ -61,32 +61,27 @@ class Progress:
 
 
 def _chunks(stream: BinaryIO, counter: list[int]) -> Iterator[bytes]:
-    while chunk := stream.read(READ_CHUNK_BYTES):
+    while chunk := stream.read(BLOCK_BYTES):
         counter[0] += len(chunk)
         yield chunk
 
 
 def score_file(model: LoadedModel, source: Path, output: Path, *, id_column: str | None = None,
-               progress: TextIO | None = None) -> Counts:
+               threads: int = 1, progress: TextIO | None = None) -> Counts:
     """Score `source` into `output` and its rejects file; a file-level problem raises BatchInputError."""
     size = source.stat().st_size
     file_format = input_format(source.name)
     bytes_read = [0]
-    total = Counts()
     bar = Progress(size, progress) if progress else None
     with source.open("rb") as stream, output.open("w", encoding="utf-8", newline="") as scored_file, \
             rejects_path(output).open("w", encoding="utf-8", newline="") as rejects_file:
-        lines = owned_lines(_chunks(stream, bytes_read), offset=0, start=0, end=size)
-        header = parse_header(next(lines, b"")) if file_format == "csv" and size else None
-        scored_writer, rejects_writer = csv.writer(scored_file), csv.writer(rejects_file)
-        scored_writer.writerow(output_header(model.manifest, id_column))
-        rejects_writer.writerow(REJECT_HEADER)
-        for scored, rejected, counts in iter_scored(model, header, lines, id_column=id_column):
-            scored_writer.writerows(scored)
-            rejects_writer.writerows(rejected)
-            total.add(counts)
-            if bar:
-                bar.update(total.rows_in, bytes_read[0])
+        blocks = owned_blocks(_chunks(stream, bytes_read), offset=0, start=0, end=size)
+        header = None
+        if file_format == "csv" and size:
+            first, blocks = split_first_line(blocks)
+            header = parse_header(first or b"")
+        total = score_blocks(model, header, blocks, scored_file, rejects_file, id_column=id_column, threads=threads,
+                             on_block=bar and (lambda counts: bar.update(counts.rows_in, bytes_read[0])))
     if bar:
         bar.update(total.rows_in, size, final=True)
     return total
@@ -98,10 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, type=Path, help="the predictions CSV (rejects go beside it)")
     parser.add_argument("--id-column", help="a column copied into the output beside the row number")
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--threads", type=int, help="blocks predicted at once (default: BATCH_THREADS, or every CPU)")
     args = parser.parse_args(argv)
     try:
+        threads = args.threads or batch_threads(os.environ)
         model = load_model(Settings(model_dir=args.model_dir))
-        counts = score_file(model, args.input, args.output, id_column=args.id_column, progress=sys.stderr)
+        counts = score_file(model, args.input, args.output, id_column=args.id_column, threads=threads,
+                            progress=sys.stderr)
     except (BatchInputError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

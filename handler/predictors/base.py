@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
+
+import numpy as np
 
 
 @dataclass(frozen=True)
 class ValidatedBatch:
-    """Validated instances as one list per feature, in the manifest's order."""
+    """Validated instances as one list (or numpy array) per feature, in the manifest's order."""
 
     columns: dict[str, list[Any]]
     count: int
     unknown_categories: int
+
+
+@dataclass(frozen=True)
+class PredictionArrays:
+    """Predictions as arrays: class probabilities (rows x classes) of a classifier, or values of a regressor."""
+
+    probabilities: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+    @property
+    def best(self) -> np.ndarray:
+        """Index of the most probable class per row (the first one on a tie)."""
+        return np.argmax(self.probabilities, axis=1)
 
 
 class UnscorableInput(Exception):
@@ -20,22 +36,32 @@ class UnscorableInput(Exception):
 
 
 class Predictor(Protocol):
-    """A loaded model that turns validated columns into JSON-ready predictions."""
+    """A loaded model that turns validated columns into predictions: arrays for files, JSON-ready rows for the API."""
+
+    def predict_arrays(self, batch: ValidatedBatch) -> PredictionArrays:
+        """Probabilities or values for every instance, in input order."""
+        ...
 
     def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
         """One prediction per instance, in input order."""
         ...
 
 
+def prediction_dicts(classes: Sequence[Any] | None, arrays: PredictionArrays) -> list[dict[str, Any]]:
+    """The API's shape of array predictions."""
+    if classes is not None:
+        return classification_predictions(classes, arrays.probabilities)
+    return regression_predictions(np.ravel(arrays.values).tolist())
+
+
 def classification_predictions(classes: Sequence[Any],
-                               probabilities: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+                               probabilities: Sequence[Sequence[float]] | np.ndarray) -> list[dict[str, Any]]:
     """`{"label", "probabilities": {class: p}}` per row; the label is the most probable class."""
     keys = [str(label) for label in classes]
-    predictions = []
-    for row in probabilities:
-        best = max(range(len(row)), key=row.__getitem__)
-        predictions.append({"label": classes[best], "probabilities": dict(zip(keys, row))})
-    return predictions
+    rows = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(keys))
+    best = PredictionArrays(probabilities=rows).best.tolist()
+    return [{"label": classes[index], "probabilities": dict(zip(keys, row))}
+            for index, row in zip(best, rows.tolist())]
 
 
 def regression_predictions(values: Sequence[float]) -> list[dict[str, Any]]:

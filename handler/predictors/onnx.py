@@ -15,8 +15,7 @@ import onnxruntime
 
 from handler.errors import ModelLoadError
 from handler.manifest import Manifest
-from handler.predictors.base import (UnscorableInput, ValidatedBatch, classification_predictions,
-                                     regression_predictions)
+from handler.predictors.base import PredictionArrays, UnscorableInput, ValidatedBatch, prediction_dicts
 
 # A string tensor cannot hold NaN: the exported string imputers treat this value as missing instead.
 MISSING_STRING = "\x00"
@@ -86,7 +85,11 @@ class OnnxPredictor:
         return {name: _tensor(values, self._dtypes[name]).reshape(-1, 1)
                 for name, values in batch.columns.items()}
 
-    def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
+    def predict_arrays(self, batch: ValidatedBatch) -> PredictionArrays:
+        """Probabilities (normalised per row) or values as float64 arrays; UnscorableInput if any is not finite.
+
+        Safe to call from several threads at once: onnxruntime sessions run concurrently.
+        """
         (output,) = self._session.run([self._output], self.model_input(batch))
         output = output.astype(np.float64)
         if self._classes is not None:
@@ -96,23 +99,26 @@ class OnnxPredictor:
         if not np.isfinite(output).all():  # e.g. a float32 overflow: the handler answers 422, not NaN
             raise UnscorableInput("the model's output is not finite")
         if self._classes is not None:
-            return classification_predictions(self._classes, output.tolist())
-        return regression_predictions(output.ravel().tolist())
+            return PredictionArrays(probabilities=output)
+        return PredictionArrays(values=output.ravel())
+
+    def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
+        return prediction_dicts(self._classes, self.predict_arrays(batch))
 
 
-def _tensor(values: list[Any], dtype: Any) -> np.ndarray:
+def _tensor(values: Any, dtype: Any) -> np.ndarray:
     if dtype is not object:
-        return np.array(values, dtype=dtype)  # None becomes NaN, booleans 0 and 1
-    return np.array([_category(value) for value in values], dtype=object)
-
-
-def _category(value: str | None) -> str:
-    """MISSING_STRING for None; a caller's own NUL string stays an unknown category, as scikit-learn sees it."""
-    if value is None:
-        return MISSING_STRING
-    if value == MISSING_STRING:
-        return MISSING_STRING * 2  # not the graph's missing marker, and no category a model was trained on
-    return _utf8_safe(value)
+        return np.asarray(values, dtype=dtype)  # None becomes NaN, booleans 0 and 1
+    values = values if isinstance(values, list) else list(values)
+    # Whole-column operations: a Python call per value would cost more than the model.
+    if not "".join(filter(None, values)).isascii():
+        values = [value if value is None else _utf8_safe(value) for value in values]
+    strings = np.array(values, dtype=object)
+    if values.count(MISSING_STRING):  # a caller's own NUL string stays an unknown category, as scikit-learn sees it
+        strings[np.equal(strings, np.array(MISSING_STRING, dtype=object))] = MISSING_STRING * 2
+    if values.count(None):
+        strings[np.equal(strings, None)] = MISSING_STRING
+    return strings
 
 
 def _utf8_safe(text: str) -> str:

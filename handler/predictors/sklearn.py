@@ -13,8 +13,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 
 from handler.errors import ModelLoadError
 from handler.manifest import Manifest
-from handler.predictors.base import (UnscorableInput, ValidatedBatch, classification_predictions,
-                                     regression_predictions)
+from handler.predictors.base import PredictionArrays, UnscorableInput, ValidatedBatch, prediction_dicts
 
 
 def load(manifest: Manifest, artifact: bytes) -> SklearnPredictor:
@@ -71,17 +70,21 @@ class SklearnPredictor:
                                            for name, values in columns.items()}, copy=False)
         return np.column_stack([columns[name].astype(self._array_dtype) for name in columns])
 
-    def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
+    def predict_arrays(self, batch: ValidatedBatch) -> PredictionArrays:
+        """predict_proba or predict of the pipeline as float64 arrays."""
         try:
             features = self.model_input(batch)
         except OverflowError as error:  # an integer the model's dtype cannot hold, e.g. 300 for int8
             raise UnscorableInput(str(error)) from error
         try:
             if self._classes is not None:
-                return classification_predictions(self._classes, self._model.predict_proba(features).tolist())
-            return regression_predictions(np.ravel(self._model.predict(features)).tolist())
+                return PredictionArrays(probabilities=np.asarray(self._model.predict_proba(features), dtype=np.float64))
+            return PredictionArrays(values=np.ravel(self._model.predict(features)))
         except (ValueError, FloatingPointError) as error:  # e.g. a float32 overflow inside a tree model
             raise UnscorableInput(str(error)) from error
+
+    def predict(self, batch: ValidatedBatch) -> list[dict[str, Any]]:
+        return prediction_dicts(self._classes, self.predict_arrays(batch))
 
 
 def _column(values: list[Any], dtype: np.dtype) -> np.ndarray:

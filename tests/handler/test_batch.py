@@ -16,7 +16,15 @@ import pytest
 from moto import mock_aws
 
 import handler.batch as batch
-from handler.batch_scoring import BatchInputError, iter_scored, owned_lines, parse_header, ranges, score_lines
+from handler.batch_scoring import (
+    BatchInputError,
+    owned_blocks,
+    owned_lines,
+    parse_header,
+    ranges,
+    score_blocks,
+    split_first_line,
+)
 from handler.config import Settings
 from handler.loading import LoadedModel, load_model
 from tests.helpers import DEMO_MODEL_DIR
@@ -245,37 +253,47 @@ def _demo_file(path: Path, customers: list[dict[str, Any]], rows: int) -> Path:
 def _peak_scoring_memory(model: LoadedModel, path: Path) -> tuple[int, int]:
     """Rows scored and the peak traced memory of streaming the file through the batch code."""
     tracemalloc.start()
-    rows = 0
     with path.open("rb") as stream:
-        lines = owned_lines(iter(lambda: stream.read(1 << 20), b""), offset=0, start=0, end=path.stat().st_size)
-        header = parse_header(next(lines))
-        for _, _, counts in iter_scored(model, header, lines, id_column="customer_id"):
-            rows += counts.scored
+        # Blocks of 256 KiB: even the smaller file fills the pipeline of blocks in flight
+        blocks = owned_blocks(iter(lambda: stream.read(1 << 18), b""), offset=0, start=0, end=path.stat().st_size)
+        header, blocks = split_first_line(blocks)
+        counts = score_blocks(model, parse_header(header), blocks, io.StringIO(), io.StringIO(),
+                              id_column="customer_id", threads=2)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return rows, peak
+    return counts.scored, peak
+
+
+class _Discard(io.StringIO):
+    """An output that keeps nothing, so only the scoring's own memory is traced."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 @pytest.mark.parametrize("rows", [pytest.param(200_000, id="200k"),
                                   pytest.param(2_000_000, id="2M", marks=pytest.mark.slow)])
 def test_a_large_file_streams_in_bounded_memory(tmp_path: Path, model: LoadedModel,
-                                                customers: list[dict[str, Any]], rows: int) -> None:
-    # Given a file many times the size of a chunk, and one a tenth of it
+                                                customers: list[dict[str, Any]], rows: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a file many times the size of a block, and one a tenth of it (still several blocks)
     small = _demo_file(tmp_path / "small.csv", customers, rows // 10)
     large = _demo_file(tmp_path / "large.csv", customers, rows)
+    monkeypatch.setattr(io, "StringIO", _Discard)
     # When each is streamed through the batch code
     small_rows, small_peak = _peak_scoring_memory(model, small)
     large_rows, large_peak = _peak_scoring_memory(model, large)
     # Then peak memory does not grow with the file
     assert (small_rows, large_rows) == (rows // 10, rows)
     assert large_peak < 1.25 * small_peak
-    assert large_peak < 40 << 20  # a chunk of 10,000 rows as Python objects, whatever the file's size
+    assert large_peak < 40 << 20  # the blocks in flight as Python objects, whatever the file's size
 
 
-def test_score_lines_numbers_rows_from_the_first_row_number(model: LoadedModel,
-                                                            customers: list[dict[str, Any]]) -> None:
-    header, *lines = csv_bytes(customers[:3]).rstrip(b"\n").split(b"\n")
-    output, rejects, counts = score_lines(model, parse_header(header), lines, first_row_number=101,
-                                          id_column="customer_id")
-    assert [row[:2] for row in output] == [[101, "c0"], [102, "c1"], [103, "c2"]]
-    assert (rejects, counts.rows_in, counts.scored) == ([], 3, 3)
+def test_blocks_are_numbered_from_the_first_row_number(model: LoadedModel, customers: list[dict[str, Any]]) -> None:
+    header, body = csv_bytes(customers[:3]).split(b"\n", 1)
+    output, rejects = io.StringIO(), io.StringIO()
+    counts = score_blocks(model, parse_header(header), [body], output, rejects, first_row_number=101,
+                          id_column="customer_id")
+    assert [row[:2] for row in csv.reader(output.getvalue().splitlines())] == [
+        ["row", "customer_id"], ["101", "c0"], ["102", "c1"], ["103", "c2"]]
+    assert (rejects.getvalue(), counts.rows_in, counts.scored) == ("row,problems\n", 3, 3)
