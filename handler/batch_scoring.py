@@ -465,10 +465,10 @@ def _json_columns(model: LoadedModel, layout: Layout, texts: list[str], problems
             continue
         found, values = [], {}
         for feature in features:
-            if feature.name not in instance:
+            if feature.name not in instance and not feature.nullable:  # an omitted nullable field is null, as in the API
                 found.append(f"{feature.name}: missing required field")
                 continue
-            values[feature.name], problem = checkers[feature.name](instance[feature.name])
+            values[feature.name], problem = checkers[feature.name](instance.get(feature.name))
             if problem:
                 found.append(f"{feature.name}: {problem}")
         if found:
