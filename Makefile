@@ -58,8 +58,9 @@ model: $(BUILD_STAMP) ## rebuild the demo model and package it into model_artifa
 score: $(BUILD_STAMP) model_artifacts/manifest.json ## score a file: make score INPUT=in.csv OUTPUT=out.csv [ID_COLUMN=id]
 	$(PY) -m toolkit.score --input $(INPUT) --output $(OUTPUT) $(if $(ID_COLUMN),--id-column $(ID_COLUMN))
 
-bench: $(DEV_STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml
+bench: $(DEV_STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml, then batch throughput
 	$(PY) -m toolkit.bench
+	$(PY) -m toolkit.batch_bench --rows 100000 1000000
 
 fuzz: $(DEV_STAMP) model_artifacts/manifest.json ## send 10,000 generated requests to the local API (CASES to change)
 	$(PY) -m toolkit.fuzz --cases $(or $(CASES),10000)
