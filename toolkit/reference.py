@@ -12,7 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
-from handler.manifest import Manifest, read_manifest, write_manifest
+from builder.bundler import model_files
+from handler.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TWIN_DIR = PROJECT_ROOT / "build" / "sklearn-twin"
@@ -39,6 +40,8 @@ def sklearn_twin_project(project_root: Path = PROJECT_ROOT, out_dir: Path = TWIN
     models.mkdir(parents=True)
     for name in SHARED:
         os.symlink(project_root / name, out_dir / name)
-    shutil.copy2(project_root / "model_artifacts" / twin.artifact, models / twin.artifact)
+    for name in model_files(twin):  # the artifact and whatever else the manifest pins (the training profile)
+        if name != MANIFEST_FILE:
+            shutil.copy2(project_root / "model_artifacts" / name, models / name)
     write_manifest(twin, models)
     return out_dir

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
+import pandas as pd
 import pytest
 from packaging.version import Version
 
@@ -25,7 +25,10 @@ from builder.export_env import (
     supported_version,
 )
 from builder.pickle_version import read_pickle_facts
+from handler.config import Settings
+from handler.loading import load_model
 from handler.manifest import read_manifest
+from handler.scoring import score
 
 PINNED = "1.9.1"
 FOREIGN = "1.6.1"
@@ -194,10 +197,9 @@ def test_a_model_pickled_by_another_version_packages_in_its_export_env(tmp_path:
     assert manifest.runtime == "onnx"
     assert manifest.versions["scikit-learn"] == FOREIGN
     assert manifest.parity is not None and manifest.parity.passed
-    session = onnxruntime.InferenceSession(str(tmp_path / "out" / manifest.artifact))
-    sample = np.loadtxt(tmp_path / "sample.csv", delimiter=",", skiprows=1, dtype=np.float32)
-    inputs = {name: sample[:, [index]] for index, name in enumerate(manifest.feature_names)}
-    (probabilities,) = session.run(["probabilities"], inputs)
+    served = score(load_model(Settings(model_dir=tmp_path / "out")),
+                   {"instances": pd.read_csv(tmp_path / "sample.csv").to_dict(orient="records")})
+    probabilities = [[row["probabilities"][str(label)] for label in manifest.classes] for row in served.predictions]
     np.testing.assert_allclose(probabilities, np.load(tmp_path / "expected.npy"), atol=1e-5)
 
 

@@ -21,6 +21,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from moto import mock_aws
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 import handler.batch as batch
@@ -110,6 +111,15 @@ def state_machine(aws: None, tiny_code: Any, monkeypatch: pytest.MonkeyPatch) ->
             return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
 
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    # moto's list_map_runs fails while its execution thread has not started yet; AWS answers no map runs then.
+    list_map_runs = StepFunctionsParserBackend.list_map_runs
+
+    def list_map_runs_once_started(backend: Any, execution_arn: str) -> dict[str, Any]:
+        if backend.describe_execution(execution_arn=execution_arn).exec_worker.env is None:
+            return {"mapRuns": []}
+        return list_map_runs(backend, execution_arn)
+
+    monkeypatch.setattr(StepFunctionsParserBackend, "list_map_runs", list_map_runs_once_started)
     s3 = boto3.client("s3")
     for bucket in (IN_BUCKET, OUT_BUCKET):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
