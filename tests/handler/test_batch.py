@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 import handler.batch as batch
+from builder.demo_model import split_customers
 from handler.batch_scoring import (
     BatchInputError,
     owned_blocks,
@@ -27,10 +28,8 @@ from handler.batch_scoring import (
 )
 from handler.config import Settings
 from handler.loading import LoadedModel, load_model
-from tests.helpers import DEMO_MODEL_DIR
-from builder.demo_model import split_customers
+from tests.helpers import DEMO_MODEL_DIR, REGION
 
-REGION = "eu-west-1"
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"
 
 
@@ -67,12 +66,9 @@ def csv_bytes(rows: list[dict[str, Any]], columns: list[str] | None = None) -> b
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def s3(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Moto S3 with an input and an output bucket, and the batch entry's environment pointing at them."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, batch.INPUT_BUCKET: IN_BUCKET, batch.INPUT_PREFIX: "in/",
+    for name, value in {batch.INPUT_BUCKET: IN_BUCKET, batch.INPUT_PREFIX: "in/",
                         batch.OUTPUT_BUCKET: OUT_BUCKET, batch.OUTPUT_PREFIX: "out/"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():

@@ -21,16 +21,16 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from moto import mock_aws
-from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 import handler.batch as batch
+from builder.demo_model import split_customers
 from infra.constructs.batch import BatchScoring
 from tests.handler.test_batch import csv_bytes
+from tests.helpers import REGION
 from toolkit.batch import start
-from builder.demo_model import split_customers
 
-REGION = "eu-west-1"
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"
 HANDLERS = {"handler.batch.plan_handler": batch.plan_handler,
             "handler.batch.score_range_handler": batch.score_range_handler,
@@ -75,13 +75,9 @@ def tiny_code(tmp_path: Path) -> lambda_.Code:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, batch.INPUT_BUCKET: IN_BUCKET, batch.INPUT_PREFIX: "input/",
-                        batch.OUTPUT_BUCKET: OUT_BUCKET, batch.OUTPUT_PREFIX: "output/",
-                        batch.PART_MB: "1"}.items():
+def aws(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {batch.INPUT_BUCKET: IN_BUCKET, batch.INPUT_PREFIX: "input/",
+                        batch.OUTPUT_BUCKET: OUT_BUCKET, batch.OUTPUT_PREFIX: "output/", batch.PART_MB: "1"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         yield
