@@ -520,12 +520,12 @@ def _slim(root: Path) -> int:
     if (root / SCRIPTS_DIR).is_dir():
         freed += tree_bytes(root / SCRIPTS_DIR)
         shutil.rmtree(root / SCRIPTS_DIR)
-    for directory, subdirs, files in os.walk(root):
+    for directory, subdirs, names in os.walk(root):
         for name in [name for name in subdirs if name in SLIMMED_DIRS]:
             subdirs.remove(name)
             freed += tree_bytes(Path(directory, name))
             shutil.rmtree(Path(directory, name))
-        for name in files:
+        for name in names:
             path = Path(directory, name)
             if path.suffix in SLIMMED_SUFFIXES:
                 freed += path.stat().st_size
