@@ -1,8 +1,8 @@
 """The budget checker itself: figures in, verdicts and a readable report out."""
 
-import pytest
-
 from __future__ import annotations
+
+import pytest
 
 from builder.sizes import LAMBDA_UNZIPPED_LIMIT
 from toolkit.budgets import cold_start_checks, load_budgets, report, size_checks, warm_checks
