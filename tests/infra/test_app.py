@@ -138,3 +138,18 @@ def test_the_cdk_cli_synthesizes_the_same_resources_without_credentials(synthesi
     # Then
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
     assert resources(tmp_path / "cdk.out") == resources(synthesized_app)
+
+
+def test_batch_scoring_and_the_drift_check_synthesize_clean(cdk_context, lambda_bundle, tmp_path):
+    # Given the app with both optional units switched on
+    outdir = tmp_path / "cdk.out"
+    app = App(context={**cdk_context, "batch": True, "drift_check": True}, outdir=str(outdir))
+    build(app)
+    # When (cdk-nag runs in synth: an unacknowledged finding fails it)
+    app.synth()
+    # Then cfn-lint finds nothing either, and both units are there
+    template_path = outdir / f"{STACK_NAME}.template.json"
+    matches = lint_file(template_path)
+    assert {match.rule.id for match in matches} <= ALLOWED_LINT_WARNINGS, [str(match) for match in matches]
+    resources = read_json(template_path)["Resources"].values()
+    assert {"AWS::StepFunctions::StateMachine", "AWS::Events::Rule"} <= {resource["Type"] for resource in resources}
