@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from builder.errors import PackagingError, foreign
 from handler.manifest import Feature
+from handler.validation import NUMBER_LIMIT
 
 EXAMPLE_ROWS = 2
 
@@ -58,6 +59,8 @@ def describe_column(column: pd.Series, encoding: Encoding | None) -> Feature:
     kind = feature_type(column)
     nullable = bool(column.isna().any())
     numeric = kind in ("number", "integer")
+    if kind == "integer":
+        check_integer_range(column)
     return Feature(
         name=str(column.name), type=kind, dtype=model_dtype(kind, nullable), nullable=nullable,
         categories=None if encoding is None else known_categories(encoding, column),
@@ -75,7 +78,19 @@ def feature_type(column: pd.Series) -> str:
         return "integer"
     if pd.api.types.is_float_dtype(column.dtype):
         return "number"
-    return "boolean" if pd.api.types.infer_dtype(column, skipna=True) == "boolean" else "string"
+    inferred = pd.api.types.infer_dtype(column, skipna=True)
+    if inferred == "integer":  # Python ints that overflowed int64 when the CSV was read: still integers
+        return "integer"
+    return "boolean" if inferred == "boolean" else "string"
+
+
+def check_integer_range(column: pd.Series) -> None:
+    """An integer column's values must be within the ±10¹⁵ the API accepts: the first one beyond is named."""
+    beyond = column.dropna().map(abs) > NUMBER_LIMIT
+    if beyond.any():
+        position = column.index.get_loc(beyond.idxmax())
+        raise PackagingError(f"sample column {column.name} row {position + 1} holds {column.iloc[position]}, beyond "
+                             f"the ±10^15 the API accepts for a number: fix or drop that row")
 
 
 def model_dtype(kind: str, nullable: bool) -> str:

@@ -7,15 +7,18 @@ training profile (profile.json: the sample's distributions, for drift checks), a
 scores; model_card.md and profile.png describe the model for people. The model is served by
 onnxruntime (model.onnx) when it converts and matches scikit-learn on the sample and edge cases,
 else by scikit-learn (see builder.onnx_export).
-Every check runs before anything is written, and the output directory is replaced in one rename,
-so a failed run leaves it untouched.
+Every check runs before anything is written, and the output directory is replaced by two renames with signals
+held off, so a failed or interrupted run leaves it untouched. Only a directory the packager wrote (or an empty one)
+is ever replaced.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
+import signal
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,7 +33,7 @@ import sklearn
 from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
-from builder.artifacts import swap_into_place, workspace, write_openapi
+from builder.artifacts import NEW, check_replaceable, swap_into_place, workspace, write_openapi
 from builder.errors import PackagingError, foreign
 from builder.export_env import ExportEnvError, ensure_export_env, run_in_export_env
 from builder.features import (aligned_columns, example_request, infer_features, json_native, model_input, records,
@@ -49,6 +52,14 @@ ARTIFACT = "model.joblib"
 ONNX_ARTIFACT = "model.onnx"
 RUNTIME_CHOICES = ("auto", "onnx", "sklearn")
 DEFAULT_OUT_DIR = Path(MODEL_DIR_NAME)
+# Code a pickled pipeline may call: what every Lambda bundle ships (its runtime's libraries, the standard library).
+SHIPPED_PACKAGES = frozenset({"sklearn", "numpy", "scipy", "pandas", "joblib"})
+# Exit statuses of a run stopped by Ctrl-C or SIGTERM, as a shell reports them (128 + the signal's number).
+INTERRUPTED_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C's KeyboardInterrupt, so scratch directories are removed on the way."""
 
 
 def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAULT_OUT_DIR,
@@ -61,6 +72,7 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
 
     A model pickled by another scikit-learn version is never unpickled here: the same packaging runs in an
     export environment of that version (built once, cached under build/export-envs/)."""
+    check_replaceable(out_dir)  # before any work: a directory of the user's files is never replaced
     facts = pickle_facts(_existing(model_path, "model"))
     if facts.sklearn_version not in (None, sklearn.__version__):  # None: no scikit-learn object names one
         arguments = cli_arguments(model_path, sample_path, out_dir=out_dir, name=name, version=version,
@@ -68,6 +80,7 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
                                   parity_tolerance=parity_tolerance)
         return package_in_export_env(facts, arguments, out_dir)
     model = load_model(model_path)
+    check_shipped_code(model)
     task = model_task(model)
     classes = class_labels(model) if task == "classification" else None
     input_format = "dataframe" if hasattr(model, "feature_names_in_") else "array"
@@ -79,7 +92,7 @@ def package_model(model_path: Path, sample_path: Path, *, out_dir: Path = DEFAUL
     metrics = None if holdout_path is None else holdout_metrics(
         model, task, read_table(holdout_path, "hold-out"), target, features, input_format)
     with workspace(out_dir) as scratch:
-        staged = scratch / "new"
+        staged = scratch / NEW
         staged.mkdir()
         joblib.dump(model, staged / ARTIFACT)
         check_reload(expected, staged / ARTIFACT, sample_input)
@@ -145,6 +158,29 @@ def load_model(path: Path) -> Any:
     with foreign(f"model {path} is not a fitted estimator"):
         check_is_fitted(model)
     return model
+
+
+def check_shipped_code(model: Any) -> None:
+    """Refuse a pipeline calling a function that would not be there in Lambda (only handler/ and libraries ship).
+
+    FunctionTransformer(func=mymodule.f) pickles a reference to mymodule: it loads here and fails at init in
+    Lambda with ModuleNotFoundError. Every callable among the estimator's parameters must come from scikit-learn,
+    numpy, scipy, pandas, joblib or the standard library.
+    """
+    with foreign("cannot read the model's parameters"):
+        params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    for name, value in params.items():
+        while isinstance(value, functools.partial):
+            value = value.func
+        if hasattr(value, "get_params") or not callable(value):
+            continue  # an estimator: its own parameters are among these (deep=True)
+        module = getattr(value, "__module__", None) or "an unknown module"
+        root = module.split(".")[0]
+        if root not in SHIPPED_PACKAGES and (root == "__main__" or root not in sys.stdlib_module_names):
+            function = getattr(value, "__qualname__", type(value).__name__)
+            raise PackagingError(f"parameter {name} calls {function} from module {module}, which does not ship "
+                                 "to Lambda (only handler/ and the runtime's libraries do): use a function of "
+                                 "scikit-learn, numpy, scipy, pandas or the standard library")
 
 
 def model_task(model: Any) -> str:
@@ -262,7 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="model name (default: the model file's stem)")
     parser.add_argument("--version", default="1", help="model version (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR,
-                        help="output directory, replaced as a whole (default: %(default)s)")
+                        help="output directory, replaced as a whole; must be new, empty or written by the "
+                             "packager (default: %(default)s)")
     parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default="auto",
                         help="what serves the model: onnx when its export matches scikit-learn (auto), "
                              "onnx or an error, or sklearn (default: %(default)s)")
@@ -280,8 +317,13 @@ def tolerance(text: str) -> float:
     return value
 
 
+def _terminate(signal_number: int, _: Any) -> None:
+    raise Interrupted(signal_number)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         manifest = package_model(args.model, args.sample, out_dir=args.out, name=args.name,
                                  version=args.version, holdout_path=args.holdout, target=args.target,
@@ -289,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     except (PackagingError, OSError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Interrupted) as stop:
+        # Scratch was removed while the interruption unwound; the swap holds signals, so out is never half-written.
+        received = stop.args[0] if isinstance(stop, Interrupted) else signal.SIGINT
+        print(f"interrupted: no scratch left behind, {args.out} holds a complete model or none", file=sys.stderr)
+        return INTERRUPTED_STATUS[received]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     fallback = f"; onnx not used: {manifest.runtime_fallback}" if manifest.runtime_fallback else ""
     print(f"packaged {manifest.name} {manifest.version} into {args.out} "
           f"(runtime {manifest.runtime}, sha256 {manifest.sha256[:12]}){fallback}")

@@ -8,8 +8,10 @@ import os
 import warnings
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import aws_lambda_powertools
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -19,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handler import routes
 from handler.capture import Capture, read_profile
-from handler.config import observability_names
+from handler.config import log_level, observability_names
 from handler.drift import ProfileError
 from handler.errors import ApiError, ModelLoadError, internal_error, model_unavailable
 from handler.loading import LoadedModel, load_model_from_environment
@@ -31,13 +33,16 @@ from handler.validation import parse_json_body
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 SERVICE_NAME, METRICS_NAMESPACE = observability_names(os.environ)
-logger = Logger(service=SERVICE_NAME)
+LOG_LEVEL, LOG_LEVEL_PROBLEM = log_level(os.environ)  # Powertools would raise on an unknown level
+logger = Logger(service=SERVICE_NAME, level=LOG_LEVEL)
 metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
 app = APIGatewayHttpResolver()
 
 
 def initialise() -> LoadedModel | None:
-    """Load the model, or log the cause and emit ModelLoadFailure so an alarm fires."""
+    """Load the model, or log the cause and emit ModelLoadFailure so an alarm fires (whatever was raised)."""
+    if LOG_LEVEL_PROBLEM is not None:
+        logger.warning(LOG_LEVEL_PROBLEM, extra={"cause": "log_level_invalid"})
     try:
         model = load_model_from_environment(os.environ)
     except ModelLoadError as error:
@@ -66,6 +71,8 @@ def start_capture(model: LoadedModel | None) -> Capture | None:
         profile = read_profile(settings.model_dir, manifest)
     except ProfileError as error:
         return capture_disabled("profile_missing" if manifest.profile is None else "profile_invalid", str(error))
+    except Exception as error:  # monitoring fails open, whatever a malformed profile raises
+        return capture_disabled("profile_invalid", f"{type(error).__name__}: {str(error)[:300]}")
     if profile.feature_names != manifest.feature_names:
         return capture_disabled("profile_invalid", "the profile describes other features than the manifest")
     if logger.log_level > logging.INFO:
@@ -131,23 +138,41 @@ def openapi() -> dict[str, Any]:
 
 
 def docs() -> Response:
-    """GET /docs: an interactive page over /openapi.json (enabled by DOCS_ENABLED=true)."""
+    """GET /docs: an interactive page over /openapi.json (enabled by DOCS_ENABLED=true), with no external request."""
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=SWAGGER_PAGE)
 
 
-SWAGGER_PAGE = """<!doctype html>
+# Swagger UI's script and style sheet as Powertools ships them in every bundle: /docs works without internet.
+SWAGGER_UI_DIR = Path(aws_lambda_powertools.__file__).parent / "event_handler" / "openapi" / "swagger_ui"
+SWAGGER_ASSETS = {routes.DOCS_SCRIPT: ("swagger-ui-bundle.min.js", "text/javascript; charset=utf-8"),
+                  routes.DOCS_STYLE: ("swagger-ui.min.css", "text/css; charset=utf-8")}
+
+
+@cache
+def swagger_asset(route: routes.Route) -> Response:
+    """One of Swagger UI's files, read on first request."""
+    file_name, content_type = SWAGGER_ASSETS[route]
+    return Response(status_code=200, content_type=content_type,
+                    body=(SWAGGER_UI_DIR / file_name).read_text(encoding="utf-8"),
+                    headers={"Cache-Control": "max-age=86400"})
+
+
+# Relative URLs: the page works under any stage path, and asks nothing of any other host.
+SWAGGER_PAGE = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Model API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="{routes.DOCS_STYLE.path.removeprefix('/')}"></head>
 <body><div id="docs"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#docs"});</script>
+<script src="{routes.DOCS_SCRIPT.path.removeprefix('/')}"></script>
+<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#docs"}});</script>
 </body></html>
 """
 
 
 VIEWS: dict[routes.Route, Callable[[], Any]] = {routes.PREDICT: predict, routes.HEALTH: health,
                                                  routes.MODEL: describe_model, routes.OPENAPI: openapi,
-                                                 routes.DOCS: docs}
+                                                 routes.DOCS: docs,
+                                                 routes.DOCS_SCRIPT: lambda: swagger_asset(routes.DOCS_SCRIPT),
+                                                 routes.DOCS_STYLE: lambda: swagger_asset(routes.DOCS_STYLE)}
 ROUTES = {route.path: route for route in routes.served_routes(MODEL is not None and MODEL.settings.docs_enabled)}
 for _route in ROUTES.values():
     app.route(_route.path, _route.method, middlewares=[require_model])(VIEWS[_route])

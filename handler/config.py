@@ -22,11 +22,18 @@ DOCS_ENABLED = "DOCS_ENABLED"
 # Drift capture: what each sampled request logs for the drift check (raw values are a privacy decision).
 CAPTURE_MODE, CAPTURE_SAMPLE_RATE = "CAPTURE_MODE", "CAPTURE_SAMPLE_RATE"
 CAPTURE_MODES = ("off", "binned", "raw")
-# Set together (by the stack, with model_source s3): the model is fetched from S3 at init, not read from MODEL_DIR.
+# Set together (by the stack, with model_source s3): the model is fetched from S3 at init, not read from MODEL_DIR;
+# the published manifest must hash to MODEL_MANIFEST_SHA256 and its artifact to MODEL_SHA256.
 MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256 = "MODEL_S3_BUCKET", "MODEL_S3_PREFIX", "MODEL_SHA256"
+MODEL_MANIFEST_SHA256 = "MODEL_MANIFEST_SHA256"
+S3_VARIABLES = (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256, MODEL_MANIFEST_SHA256)
 # Powertools' own variables.
 SERVICE_NAME, METRICS_NAMESPACE, LOG_LEVEL = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
                                               "POWERTOOLS_LOG_LEVEL")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LOG_LEVEL = "INFO"
+# Lambda's synchronous payload limit: no body (nor any string in one) can be larger.
+LAMBDA_PAYLOAD_BYTES = 6_291_456
 
 
 class SettingsError(ValueError):
@@ -35,11 +42,13 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class S3ModelLocation:
-    """A published model: its files under `prefix` in `bucket`, and the artifact sha256 the deployment pins."""
+    """A published model: its files under `prefix` in `bucket`, and the sha256 of the artifact and of the
+    manifest the deployment pins (the manifest's None only while a location is being built)."""
 
     bucket: str
     prefix: str
     sha256: str
+    manifest_sha256: str | None = None
 
     def key(self, file_name: str) -> str:
         return self.prefix + file_name
@@ -59,11 +68,11 @@ class Settings:
     capture_sample_rate: float = 1.0
 
 
-# variable name -> (field, smallest allowed value)
+# variable name -> (field, smallest and largest allowed value): a value outside is a typo, refused at init.
 _INTEGER_VARIABLES = {
-    MAX_INSTANCES: ("max_instances", 1),
-    MAX_BODY_BYTES: ("max_body_bytes", 64),
-    MAX_STRING_LENGTH: ("max_string_length", 1),
+    MAX_INSTANCES: ("max_instances", 1, 100_000),
+    MAX_BODY_BYTES: ("max_body_bytes", 64, LAMBDA_PAYLOAD_BYTES),
+    MAX_STRING_LENGTH: ("max_string_length", 1, LAMBDA_PAYLOAD_BYTES),
 }
 
 
@@ -73,16 +82,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     problems = []
     if environ.get(MODEL_DIR):
         values["model_dir"] = Path(environ[MODEL_DIR])
-    for variable, (field, minimum) in _INTEGER_VARIABLES.items():
+    for variable, (field, minimum, maximum) in _INTEGER_VARIABLES.items():
         raw = environ.get(variable)
         if raw is None or raw == "":
             continue
-        try:
-            number = int(raw)
-        except ValueError:
-            number = None
-        if number is None or number < minimum:
-            problems.append(f"{variable} must be an integer >= {minimum}, got {raw!r}")
+        number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+        if number is None or not minimum <= number <= maximum:
+            problems.append(f"{variable} must be an integer from {minimum} to {maximum}, got {raw[:40]!r}")
         else:
             values[field] = number
     docs = environ.get(DOCS_ENABLED, "false").strip().lower()
@@ -90,7 +96,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         problems.append(f"{DOCS_ENABLED} must be true or false, got {environ[DOCS_ENABLED]!r}")
     values["docs_enabled"] = docs == "true"
     _read_capture(environ, values, problems)
-    if any(environ.get(variable) for variable in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)):
+    if any(environ.get(variable) for variable in S3_VARIABLES):
         values["model_s3"] = _s3_location(environ, problems)
     if problems:
         raise SettingsError("; ".join(problems))
@@ -118,16 +124,33 @@ def _read_capture(environ: Mapping[str, str], values: dict[str, object], problem
 
 
 def _s3_location(environ: Mapping[str, str], problems: list[str]) -> S3ModelLocation | None:
-    """The three MODEL_S3_* variables as one location; each wrong one is added to problems."""
-    bucket, prefix, sha256 = (environ.get(name, "") for name in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256))
+    """The four S3 variables as one location; each wrong one is added to problems."""
+    bucket, prefix, sha256, manifest_sha256 = (environ.get(name, "") for name in S3_VARIABLES)
     found = len(problems)
     if not bucket:
-        problems.append(f"{MODEL_S3_BUCKET} must be set with {MODEL_S3_PREFIX} and {MODEL_SHA256}")
+        problems.append(f"{MODEL_S3_BUCKET} must be set with {MODEL_S3_PREFIX}, {MODEL_SHA256} "
+                        f"and {MODEL_MANIFEST_SHA256}")
     if not prefix.endswith("/") or prefix.startswith("/"):
         problems.append(f"{MODEL_S3_PREFIX} must be a key prefix ending in '/', got {prefix!r}")
-    if not SHA256_HEX.fullmatch(sha256):
-        problems.append(f"{MODEL_SHA256} must be 64 lowercase hex characters, got {sha256!r}")
-    return S3ModelLocation(bucket, prefix, sha256) if len(problems) == found else None
+    for variable, digest in ((MODEL_SHA256, sha256), (MODEL_MANIFEST_SHA256, manifest_sha256)):
+        if not SHA256_HEX.fullmatch(digest):
+            problems.append(f"{variable} must be 64 lowercase hex characters, got {digest[:80]!r}")
+    return S3ModelLocation(bucket, prefix, sha256, manifest_sha256) if len(problems) == found else None
+
+
+def log_level(environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """POWERTOOLS_LOG_LEVEL as a level Powertools accepts, and why it was replaced by INFO (None when it was not).
+
+    Powertools raises at Logger() creation on an unknown level: read here, a typo cannot crash init.
+    """
+    raw = environ.get(LOG_LEVEL, "")
+    level = raw.strip().upper()
+    if not level:
+        return DEFAULT_LOG_LEVEL, None
+    if level in LOG_LEVELS:
+        return level, None
+    return DEFAULT_LOG_LEVEL, (f"{LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}, got {raw[:40]!r}; "
+                               f"logging at {DEFAULT_LOG_LEVEL}")
 
 
 def observability_names(environ: Mapping[str, str]) -> tuple[str, str]:
@@ -139,7 +162,7 @@ def observability_names(environ: Mapping[str, str]) -> tuple[str, str]:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The inverse of load_settings: the variables that load back as settings (defaults left out)."""
     defaults = Settings()
-    environment = {variable: str(getattr(settings, field)) for variable, (field, _) in _INTEGER_VARIABLES.items()
+    environment = {variable: str(getattr(settings, field)) for variable, (field, *_) in _INTEGER_VARIABLES.items()
                    if getattr(settings, field) != getattr(defaults, field)}
     if settings.model_dir != defaults.model_dir:
         environment[MODEL_DIR] = str(settings.model_dir)
@@ -150,8 +173,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     if settings.capture_sample_rate != defaults.capture_sample_rate:
         environment[CAPTURE_SAMPLE_RATE] = repr(settings.capture_sample_rate)
     if settings.model_s3 is not None:
-        environment |= {MODEL_S3_BUCKET: settings.model_s3.bucket, MODEL_S3_PREFIX: settings.model_s3.prefix,
-                        MODEL_SHA256: settings.model_s3.sha256}
+        location = settings.model_s3
+        environment |= dict(zip(S3_VARIABLES, (location.bucket, location.prefix, location.sha256,
+                                               location.manifest_sha256 or "")))
     return environment
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from handler.config import S3ModelLocation, Settings, SettingsError, load_settings
 from handler.errors import ModelLoadError
-from handler.manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestMissing, read_manifest
+from handler.manifest import (MANIFEST_FILE, MAX_ARTIFACT_BYTES, Manifest, ManifestError, ManifestMissing,
+                              UnsafeFile, read_manifest, read_regular_file)
 from handler.predictors import Predictor, load_predictor
 from handler.validation import RequestValidator
 
@@ -46,11 +47,13 @@ def load_model(settings: Settings) -> LoadedModel:
     manifest = manifest_in(settings.model_dir)
     try:
         # Read once: the bytes we hash are the bytes we unpickle.
-        artifact = (settings.model_dir / manifest.artifact).read_bytes()
+        artifact = read_regular_file(settings.model_dir / manifest.artifact, MAX_ARTIFACT_BYTES)
     except FileNotFoundError:
         raise ModelLoadError("artifact_missing", f"{manifest.artifact} not found") from None
     except OSError as error:
         raise ModelLoadError("artifact_missing", f"{manifest.artifact} unreadable ({error.strerror})") from None
+    except UnsafeFile as error:
+        raise ModelLoadError("artifact_invalid", str(error)) from None
     digest = hashlib.sha256(artifact).hexdigest()
     if digest != manifest.sha256:
         raise ModelLoadError("sha256_mismatch",
@@ -61,7 +64,20 @@ def load_model(settings: Settings) -> LoadedModel:
 
 
 def load_model_from_environment(environ: Mapping[str, str]) -> LoadedModel:
-    """Read settings from environ, fetch the model if it is in S3, then load it; any failure is a ModelLoadError."""
+    """Read settings from environ, fetch the model if it is in S3, then load it; any failure is a ModelLoadError.
+
+    An exception no check foresaw (RecursionError, MemoryError, a library's TypeError...) is one too, with the
+    cause `load_failed` naming its type: init fails closed whatever goes wrong.
+    """
+    try:
+        return _load_from_environment(environ)
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError("load_failed", f"{type(error).__name__}: {str(error)[:300]}") from error
+
+
+def _load_from_environment(environ: Mapping[str, str]) -> LoadedModel:
     try:
         settings = load_settings(environ)
     except SettingsError as error:
@@ -76,7 +92,8 @@ def fetch_published_model(location: S3ModelLocation) -> tuple[Path, str | None]:
     """A new directory in the temp dir (/tmp on Lambda) holding the published manifest, artifact and profile,
     and why the profile could not be fetched (None when it was, or when the manifest pins none).
 
-    The manifest must pin the deployment's sha256 and the artifact must hash to it; on any failure the
+    The manifest's bytes must hash to the deployment's manifest sha256 (so a rewritten manifest in the bucket
+    is refused), it must pin the deployment's sha256 and the artifact must hash to it; on any failure the
     directory is removed and a ModelLoadError names the cause. The profile only serves monitoring, so a
     failure to fetch it fails open: the model loads and capture stays off, naming the S3 cause. Its bytes
     are verified against profile_sha256 when the handler reads them, as for a bundled model.
@@ -86,7 +103,7 @@ def fetch_published_model(location: S3ModelLocation) -> tuple[Path, str | None]:
     directory = Path(tempfile.mkdtemp(prefix="model-"))
     try:
         with S3Objects(location.bucket, location.prefix) as objects:
-            objects.download(MANIFEST_FILE, directory)
+            objects.download(MANIFEST_FILE, directory, expected_sha256=location.manifest_sha256)
             manifest = manifest_in(directory)
             if manifest.sha256 != location.sha256:
                 raise ModelLoadError("sha256_mismatch", f"{objects.url(MANIFEST_FILE)} pins {manifest.sha256}, "

@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
 from handler.errors import ModelLoadError
+from handler.manifest import MAX_ARTIFACT_BYTES
 
 # Init must end within Lambda's 10 s: a stalled S3 costs at most MAX_ATTEMPTS x (connect + read timeout) per file.
 CONNECT_TIMEOUT_SECONDS = 1.0
@@ -58,13 +59,20 @@ class S3Objects:
 
 def _download(client: Any, bucket: str, key: str, destination: Path, url: str,
               expected_sha256: str | None) -> Path:
-    """Stream one object to a temporary name, check its sha256 if one is expected, then rename it into place."""
+    """Stream one object to a temporary name, check its sha256 if one is expected, then rename it into place.
+
+    No object over MAX_ARTIFACT_BYTES is stored: /tmp and init's time are not spent on what could never load.
+    """
     partial = destination.with_name(f".{destination.name}.partial")
     digest = hashlib.sha256()
+    size = 0
     with _s3_errors(url):
         response = client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         with partial.open("wb") as stream:
             for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
+                size += len(chunk)
+                if size > MAX_ARTIFACT_BYTES:
+                    raise ModelLoadError("artifact_invalid", f"{url} holds over {MAX_ARTIFACT_BYTES} bytes, the cap")
                 digest.update(chunk)
                 stream.write(chunk)
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:

@@ -21,10 +21,14 @@ MODEL = Route("GET", "/model", "describeModel", "The model's public manifest")
 OPENAPI = Route("GET", "/openapi.json", "openapi", "This document")
 # Only with docs_enabled: under IAM auth a browser cannot open it unsigned.
 DOCS = Route("GET", "/docs", "docs", "An interactive page over /openapi.json")
+# The page's script and style sheet, served from the bundle (the OpenAPI document does not list them).
+DOCS_SCRIPT = Route("GET", "/docs/swagger-ui.js", "docsScript", "Swagger UI's script")
+DOCS_STYLE = Route("GET", "/docs/swagger-ui.css", "docsStyle", "Swagger UI's style sheet")
 
 ROUTES = (PREDICT, HEALTH, MODEL, OPENAPI)
+DOCS_ROUTES = (DOCS, DOCS_SCRIPT, DOCS_STYLE)
 
 
 def served_routes(docs_enabled: bool) -> tuple[Route, ...]:
-    """Every route the API answers, /docs included when enabled."""
-    return (*ROUTES, DOCS) if docs_enabled else ROUTES
+    """Every route the API answers, /docs and its assets included when enabled."""
+    return (*ROUTES, *DOCS_ROUTES) if docs_enabled else ROUTES

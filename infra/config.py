@@ -222,12 +222,18 @@ class StackConfig:
     model_s3_key_prefix: str | None = setting(
         None, _optional(_matching(KEY_PREFIX_PATTERN, 900)),
         "null or the key prefix publish printed, e.g. models/churn/1.0.0/",
-        "The published model's key prefix, as make publish prints it; set together with model_sha256.")
+        "The published model's key prefix, as make publish prints it; set together with model_sha256 and "
+        "model_manifest_sha256.")
     model_sha256: str | None = setting(
         None, _optional(_matching(SHA256_HEX.pattern)),
         "null or the artifact's sha256 publish printed (64 lowercase hex characters)",
         "The published artifact's sha256, as make publish prints it; it must be the sha256 in "
         "model_artifacts/manifest.json, whose runtime the bundle's libraries are chosen for.")
+    model_manifest_sha256: str | None = setting(
+        None, _optional(_matching(SHA256_HEX.pattern)),
+        "null or the manifest's sha256 publish printed (64 lowercase hex characters)",
+        "The published manifest.json's own sha256, as make publish prints it: the function refuses any other "
+        "manifest bytes (a manifest rewritten in the bucket), as it refuses another artifact.")
     deployment: str = setting(
         "canary_10_percent_5_minutes", _one_of(DEPLOYMENTS), _choices(DEPLOYMENTS),
         "How CodeDeploy shifts the live alias to a new version, rolling back on an alarm (see Safe rollout).")
@@ -382,8 +388,10 @@ def _conflicts(config: StackConfig) -> list[str]:
     if reserved is not None and provisioned is not None and provisioned > reserved:
         problems.append(f"provisioned_concurrency: got {provisioned}; "
                         f"allowed: at most reserved_concurrency ({reserved})")
-    if (config.model_s3_key_prefix is None) != (config.model_sha256 is None):
-        problems.append("model_s3_key_prefix and model_sha256: set both (as publish prints them) or neither")
+    pins = (config.model_s3_key_prefix, config.model_sha256, config.model_manifest_sha256)
+    if len({pin is None for pin in pins}) > 1:
+        problems.append("model_s3_key_prefix, model_sha256 and model_manifest_sha256: set all three "
+                        "(as publish prints them) or none")
     if config.drift_check and config.capture == "off":
         problems.append("drift_check and capture: the drift check reads the capture lines; set capture to binned "
                         "(or raw) or drift_check to false")

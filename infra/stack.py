@@ -3,6 +3,7 @@ units and grants; defines no resources itself."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aws_cdk import Annotations, Duration, Stack
@@ -32,7 +33,9 @@ class ModelApiStack(Stack):
         store = ModelStore(self, "ModelStore", bucket_name=config.model_bucket_name,
                            access_log_retention_days=config.log_retention_days,
                            ) if config.model_source == "s3" else None
-        published = (store.location(config.model_s3_key_prefix, config.model_sha256)
+        # The manifest's bytes are pinned beside the artifact's: a manifest rewritten in the bucket is refused.
+        published = (replace(store.location(config.model_s3_key_prefix, config.model_sha256),
+                             manifest_sha256=config.model_manifest_sha256)
                      if store and config.model_is_published else None)
         model = ModelFunction(
             self, "Model",

@@ -1,14 +1,19 @@
 """Fuzz the local API from its own OpenAPI document with schemathesis: `python -m toolkit.fuzz`.
 
 Valid requests must be answered 2xx, invalid ones 4xx; nothing may be a 5xx, and every
-answer must match the document (status, content type, body schema).
+answer must match the document (status, content type, body schema). Then schemathesis' own runner
+sends its examples, coverage and fuzzing phases with every check (`--checks all`: unsupported methods
+among them) against the same server.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +24,8 @@ from typing import Any
 # Statuses the API documents for a request that breaks the schema.
 REJECTION_STATUSES = [400, 413, 415, 422]
 FAILURE_TEXT_SHOWN = 1500
+CLI_CONFIG = ("[checks.negative_data_rejection]\n"
+              f"expected-statuses = {REJECTION_STATUSES}\n")
 
 
 @dataclass
@@ -76,6 +83,29 @@ def _sender(report: FuzzReport, label: str, base_url: str) -> Callable[[Any], No
     return send
 
 
+@dataclass
+class CliReport:
+    """What schemathesis' runner with every check generated, and whether anything failed."""
+
+    generated: int
+    passed: bool
+    output: str
+
+
+def run_all_checks(base_url: str, max_examples: int) -> CliReport:
+    """`schemathesis run --checks all` against base_url, with the rejection statuses the API documents."""
+    with tempfile.TemporaryDirectory() as directory:
+        config = os.path.join(directory, "schemathesis.toml")
+        with open(config, "w", encoding="utf-8") as stream:
+            stream.write(CLI_CONFIG)
+        done = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "--no-color", "--config-file", config,
+             "run", "--checks", "all", "--max-examples", str(max_examples), f"{base_url}/openapi.json"],
+            capture_output=True, text=True, cwd=directory, check=False)
+    generated = re.search(r"(\d+) generated", done.stdout)
+    return CliReport(int(generated.group(1)) if generated else 0, done.returncode == 0, done.stdout)
+
+
 @contextmanager
 def local_api() -> Iterator[str]:
     """The handler served on a free loopback port, as `make run` serves it."""
@@ -100,12 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     # Thousands of requests: the handler's logs and metrics (stdout, as in Lambda) go to a sink, not the terminal.
     with open(os.devnull, "w") as sink, redirect_stdout(sink), local_api() as base_url:
         report = fuzz(base_url, args.cases)
+        all_checks = run_all_checks(base_url, max(1, args.cases // 20))
     for label, count in report.cases.items():
         print(f"{count:>7}  {label}")
     print(f"{report.total:>7}  requests in {report.seconds:.0f} s, {len(report.failures)} failure(s)")
     for failure in report.failures:
         print(f"\nFAILED {failure}")
-    return 1 if report.failures else 0
+    print(f"{all_checks.generated:>7}  cases from schemathesis run --checks all: "
+          f"{'passed' if all_checks.passed else 'FAILED'}")
+    if not all_checks.passed:
+        print(all_checks.output[-FAILURE_TEXT_SHOWN * 4:])
+    return 1 if report.failures or not all_checks.passed else 0
 
 
 if __name__ == "__main__":

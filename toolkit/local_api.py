@@ -3,15 +3,21 @@
 Each HTTP request becomes a real HTTP API v2 event; the handler's result becomes the HTTP
 response. PORT (default 3000) and HOST (default 127.0.0.1) pick the address. Every capture line the
 handler logs is also appended to drift/capture.jsonl, which `make drift` reports on.
+
+As strict as an HTTP API: every method reaches the handler (which answers 404 or 405 in JSON); a malformed
+Content-Length is a 400, a chunked body a 411 and a body over API Gateway's 10 MB payload limit a 413, each
+answered without reading the body and with the connection closed (what follows is never read as a request).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shlex
 import sys
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -21,8 +27,10 @@ from handler.capture import CAPTURE_TYPE, capture_text
 from toolkit.events import LambdaContext, decode_response, http_api_event
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-MAX_LOCAL_BODY = 16 * 1024 * 1024  # read no more than this; the handler enforces its own cap
+MAX_LOCAL_BODY = 10 * 1024 * 1024  # API Gateway HTTP API's payload limit; the handler enforces its own, lower cap
+LISTEN_BACKLOG = 128  # connections waiting to be accepted: 50 concurrent clients must never see a reset
 CAPTURE_FILE = Path("drift") / "capture.jsonl"
+EXIT_PORT_BUSY = 2
 
 
 class CaptureFile(logging.Handler):
@@ -40,14 +48,29 @@ class CaptureFile(logging.Handler):
                 stream.write(capture_text(line) + "\n")
 
 
-def make_server(host: str, port: int, lambda_handler: Handler, *, quiet: bool = False) -> ThreadingHTTPServer:
-    """An HTTP server on host:port that forwards every request to lambda_handler."""
+class LocalApiServer(ThreadingHTTPServer):
+    """A threading HTTP server with a listen backlog for real concurrency (socketserver's default is 5)."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
+def make_server(host: str, port: int, lambda_handler: Handler, *, quiet: bool = False) -> LocalApiServer:
+    """An HTTP server on host:port that forwards every request, whatever its method, to lambda_handler."""
 
     class ApiGatewayProxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def __getattr__(self, name: str) -> Any:
+            # BaseHTTPRequestHandler looks up do_<METHOD>: every method, known or not, is forwarded.
+            if name.startswith("do_"):
+                return self._forward
+            raise AttributeError(name)
+
         def _forward(self) -> None:
-            length = min(int(self.headers.get("Content-Length") or 0), MAX_LOCAL_BODY)
+            length = self._body_length()
+            if length is None:
+                return
             body = self.rfile.read(length) if length else None
             url = urlsplit(self.path)
             event = http_api_event(self.command, url.path, body=body, headers=dict(self.headers.items()),
@@ -58,15 +81,38 @@ def make_server(host: str, port: int, lambda_handler: Handler, *, quiet: bool = 
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":  # a HEAD answer has the headers of the body it does not send
+                self.wfile.write(payload)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _forward
+        def _body_length(self) -> int | None:
+            """The body's length, or None once a refusal is sent (the body is then never read)."""
+            if self.headers.get("Transfer-Encoding"):
+                return self._refuse(HTTPStatus.LENGTH_REQUIRED, "Length Required")
+            declared = self.headers.get_all("Content-Length") or ["0"]
+            if len(set(declared)) > 1 or not declared[0].strip().isdigit():
+                return self._refuse(HTTPStatus.BAD_REQUEST, "Bad Request")
+            length = int(declared[0])
+            if length > MAX_LOCAL_BODY:
+                return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+            return length
+
+        def _refuse(self, status: HTTPStatus, message: str) -> None:
+            """Answer as API Gateway does before invoking the function, and close the connection."""
+            payload = json.dumps({"message": message}).encode()
+            self.close_connection = True
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+            return None
 
         def log_message(self, format: str, *args: Any) -> None:
             if not quiet:
                 sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
-    return ThreadingHTTPServer((host, port), ApiGatewayProxy)
+    return LocalApiServer((host, port), ApiGatewayProxy)
 
 
 def curl_example(base_url: str, model_dir: Path) -> str:
@@ -83,10 +129,16 @@ def main() -> int:
     from handler.app import CAPTURE, MODEL, lambda_handler, logger  # init happens here, as in Lambda
     from handler.config import DEFAULT_MODEL_DIR
 
-    logger.addHandler(CaptureFile(CAPTURE_FILE))
-
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "3000"))
-    server = make_server(host, port, lambda_handler)
+    try:
+        server = make_server(host, port, lambda_handler)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(f"error: {host}:{port} is already in use (another `make run`?); "
+              f"choose another port: make run PORT={port + 1}", file=sys.stderr)
+        return EXIT_PORT_BUSY
+    logger.addHandler(CaptureFile(CAPTURE_FILE))
     base_url = f"http://{host}:{server.server_address[1]}"
     if MODEL is None:
         print("The model failed to load (see the log line above); every route answers 503.", file=sys.stderr)

@@ -4,8 +4,9 @@
 
 The manifest's artifact and the training profile it pins, then manifest.json, go to <prefix><name>/<version>/,
 each with its sha256 as object metadata (`sha256`) and as S3's own SHA256 checksum. A version is written once: publishing the same bytes
-again changes nothing, other bytes under a published version are refused. Without --bucket the bucket is
-cdk.json's model_bucket_name, else the deployed stack's ModelBucketName output.
+again changes nothing, other bytes under a published version are refused (an object already there is downloaded
+and hashed: its metadata is not trusted). The printed context pins the artifact's and the manifest's sha256.
+Without --bucket the bucket is cdk.json's model_bucket_name, else the deployed stack's ModelBucketName output.
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ class Publication:
     bucket: str
     key_prefix: str
     sha256: str
+    manifest_sha256: str
     uploaded: tuple[str, ...]
     unchanged: tuple[str, ...]
 
     def context(self, *, with_bucket: bool) -> dict[str, Any]:
-        """The cdk.json context keys that point the function at this version."""
+        """The cdk.json context keys that point the function at this version and pin its manifest and artifact."""
         bucket = {"model_bucket_name": self.bucket} if with_bucket else {}
-        return {"model_source": "s3", **bucket, "model_s3_key_prefix": self.key_prefix, "model_sha256": self.sha256}
+        return {"model_source": "s3", **bucket, "model_s3_key_prefix": self.key_prefix, "model_sha256": self.sha256,
+                "model_manifest_sha256": self.manifest_sha256}
 
 
 def publish(client: Any, model_dir: Path, *, bucket: str, prefix: str = DEFAULT_PREFIX) -> Publication:
@@ -71,9 +74,11 @@ def publish(client: Any, model_dir: Path, *, bucket: str, prefix: str = DEFAULT_
     if not re.fullmatch(KEY_PREFIX_PATTERN, key_prefix):
         raise PublishError(f"{key_prefix!r} is not a key prefix the stack accepts: use letters, digits and "
                            "_ . = + - / in --prefix, the model name and its version")
+    manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
     written = {name: _put_once(client, bucket, key_prefix + name, data)
-               for name, data in (*files, (MANIFEST_FILE, (model_dir / MANIFEST_FILE).read_bytes()))}
+               for name, data in (*files, (MANIFEST_FILE, manifest_bytes))}
     return Publication(bucket=bucket, key_prefix=key_prefix, sha256=manifest.sha256,
+                       manifest_sha256=_sha256(manifest_bytes),
                        uploaded=tuple(name for name, wrote in written.items() if wrote),
                        unchanged=tuple(name for name, wrote in written.items() if not wrote))
 
@@ -106,19 +111,23 @@ def _put_once(client: Any, bucket: str, key: str, data: bytes) -> bool:
         published = _published_sha256(client, bucket, key)
     if published == digest:
         return False
-    raise PublishError(f"s3://{bucket}/{key} already holds other bytes (sha256 {published or 'not recorded'}): "
+    raise PublishError(f"s3://{bucket}/{key} already holds other bytes (sha256 {published}): "
                        "a published version is never overwritten; package the model with a new --version")
 
 
 def _published_sha256(client: Any, bucket: str, key: str) -> str | None:
-    """The sha256 recorded on the object at key; None when there is no object, "" when it records none."""
+    """The sha256 of the bytes of the object at key, downloaded and hashed (metadata can lie); None when absent."""
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
+        response = client.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+        if error.response.get("Error", {}).get("Code") == "NoSuchKey" or \
+                error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
             return None
         raise
-    return head.get("Metadata", {}).get(SHA256_METADATA, "")
+    digest = hashlib.sha256()
+    for chunk in response["Body"].iter_chunks(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _sha256(data: bytes) -> str:
@@ -163,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = ", ".join([f"{name} uploaded" for name in publication.uploaded]
                         + [f"{name} already there" for name in publication.unchanged])
     print(f"published s3://{publication.bucket}/{publication.key_prefix} ({written})")
+    print(f"manifest sha256 {publication.manifest_sha256}, artifact sha256 {publication.sha256}")
     print("Put these keys in cdk.json's context, then deploy (make deploy):")
     print(json.dumps(publication.context(with_bucket=name_bucket), indent=2))
     return 0

@@ -59,6 +59,24 @@ class SklearnPredictor:
             classes = getattr(model, "classes_", None)
             if classes is None or np.asarray(classes).tolist() != manifest.classes:
                 raise ModelLoadError("manifest_mismatch", "artifact classes differ from the manifest's")
+        SklearnPredictor._check_features(manifest, model)
+
+    @staticmethod
+    def _check_features(manifest: Manifest, model: Any) -> None:
+        """The manifest's features are the columns the model was fitted on (as the ONNX runtime checks its inputs):
+        a renamed feature would otherwise answer 422 to every request while /health says 200."""
+        fitted_names = getattr(model, "feature_names_in_", None)
+        if fitted_names is not None:
+            if [str(name) for name in fitted_names] != manifest.feature_names:
+                raise ModelLoadError("manifest_mismatch", "the model was fitted on other columns than the "
+                                                          "manifest's features (or in another order)")
+            return
+        if manifest.input_format == "dataframe":
+            raise ModelLoadError("manifest_mismatch", "the manifest says dataframe but the model has no column names")
+        count = getattr(model, "n_features_in_", len(manifest.features))
+        if count != len(manifest.features):
+            raise ModelLoadError("manifest_mismatch", f"the model takes {count} features, the manifest lists "
+                                                      f"{len(manifest.features)}")
 
     def model_input(self, batch: ValidatedBatch) -> Any:
         """Columns → DataFrame with the manifest's dtypes, or a 2-D array in feature order."""

@@ -20,6 +20,7 @@ from handler.manifest import Feature, read_manifest, sha256_file
 from tests.helpers import DEMO_MODEL_DIR
 from tests.models import (ARRAY_FEATURES, FEATURES, Case, CliResult, MajorityClassifier, doubled,
                                     fitted_case, frame_pipeline, packaged, tree_snapshot)
+from builder.artifacts import MARKER_FILE
 from builder.onnx_export import DEFAULT_TOLERANCE, EDGE_BASE_ROWS, OnnxRefused, convert, edge_values
 from builder.errors import PackagingError
 
@@ -58,8 +59,8 @@ DESCRIPTIONS = {"model_card.md", "profile.json", "profile.png"}
 
 
 def artifact_names(out_dir: Path) -> list[str]:
-    """The files in out_dir besides the profile and the model card."""
-    return sorted(path.name for path in out_dir.iterdir() if path.name not in DESCRIPTIONS)
+    """The files in out_dir besides the profile, the model card and the packager's marker."""
+    return sorted(path.name for path in out_dir.iterdir() if path.name not in DESCRIPTIONS | {MARKER_FILE})
 
 
 # --- models onnxruntime serves ----------------------------------------------------------------------

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import os
 import re
+import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
@@ -19,14 +24,20 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.multioutput import MultiOutputClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+import builder.packager as packager
 
 from handler.capture import read_profile
 from handler.manifest import read_manifest, sha256_file
 from tests.models import (ARRAY_FEATURES, FEATURES, PLANS, REGIONS, TRAIN_ROWS, Case, CliResult,
-                                    ForgetfulClassifier, array_pipeline, edited_csv, handler_frame, packaged,
-                                    tree_snapshot)
+                                    ForgetfulClassifier, array_pipeline, doubled, edited_csv, fitted_case,
+                                    handler_frame, packaged, tree_snapshot)
+from builder.artifacts import MARKER_FILE, swap_into_place, workspace
+from builder.errors import PackagingError
 from builder.features import Encoding, describe_column, known_categories, selected_columns
-from builder.packager import package_model
+from builder.packager import check_shipped_code, package_model
 
 RunCli = Callable[[list[str]], CliResult]
 
@@ -257,7 +268,8 @@ def test_cli_replaces_an_earlier_output_whole(published: Path, array_case: Case,
     assert result.code == 0
     assert result.stderr_lines == []
     assert len(result.stdout_lines) == 1 and "model 3" in result.stdout_lines[0]
-    assert sorted(path.name for path in published.iterdir()) == ["manifest.json", "model.joblib", "model.onnx",
+    assert sorted(path.name for path in published.iterdir()) == [MARKER_FILE, "manifest.json", "model.joblib",
+                                                                 "model.onnx",
                                                                  "model_card.md", "openapi.json", "profile.json",
                                                                  "profile.png"]
     assert read_manifest(published).input_format == "array"
@@ -473,3 +485,127 @@ def test_the_openapi_document_is_written_beside_the_manifest(published: Path) ->
     assert document["info"]["version"] == manifest.version
     instance = document["components"]["schemas"]["PredictRequest"]["properties"]["instances"]["items"]
     assert instance["required"] == [f.name for f in manifest.features if not f.nullable]
+
+
+# --- an output that never destroys ----------------------------------------------------------------
+
+
+def test_a_directory_of_the_users_files_is_never_replaced(classifier_case: Case, tmp_path: Path,
+                                                          run_cli: RunCli) -> None:
+    # Given --out naming a folder of someone's files (say their home directory)
+    home = tmp_path / "home"
+    _write(home / "thesis.tex", b"years of work")
+    _write(home / ".bashrc", b"alias ll='ls -l'")
+    before = tree_snapshot(tmp_path)
+
+    # When the packager runs
+    result = run_cli(classifier_case.argv(home))
+
+    # Then it refuses in one line, before any work, and nothing changed
+    assert result.code == 2
+    assert result.stderr_lines == [f"error: {home} holds files the packager did not write and would replace them "
+                                   "all; choose a new or empty --out directory"]
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_an_empty_directory_is_filled_and_marked(classifier_case: Case, tmp_path: Path, run_cli: RunCli) -> None:
+    out_dir = tmp_path / "empty"
+    out_dir.mkdir()
+    assert run_cli(classifier_case.argv(out_dir)).code == 0
+    assert (out_dir / MARKER_FILE).is_file() and (out_dir / "manifest.json").is_file()
+
+
+def test_a_signal_during_the_swap_is_held_until_the_new_output_is_in_place(published: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a staged output, and Ctrl-C arriving between the two renames of the swap
+    scratch = tmp_path / "scratch"
+    staged = scratch / "new"
+    staged.mkdir(parents=True)
+    (staged / "manifest.json").write_text("{}", encoding="utf-8")
+    real_rename = Path.rename
+
+    def rename_then_interrupt(self: Path, target: Path) -> Path:
+        moved = real_rename(self, target)
+        if self == published:
+            os.kill(os.getpid(), signal.SIGINT)  # after the old output moved aside, before the new one moves in
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_interrupt)
+    # And other threads, as BLAS or onnxruntime start, any of which the kernel may hand the signal to
+    idle = threading.Event()
+    for _ in range(4):
+        threading.Thread(target=idle.wait, daemon=True).start()
+
+    # When / Then the interruption is delivered only once the new output is in place
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            swap_into_place(staged, published, scratch)
+    finally:
+        idle.set()
+    assert (published / "manifest.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_a_swap_killed_between_its_renames_is_recovered_by_the_next_run(published: Path) -> None:
+    # Given what SIGKILL between the renames leaves: no output, the old one in the packager's scratch directory
+    before = tree_snapshot(published)
+    scratch = published.parent / ".model_artifacts-killed"
+    scratch.mkdir()
+    (scratch / MARKER_FILE).write_text("", encoding="utf-8")
+    published.rename(scratch / "old")
+
+    # When the next run sets up its workspace
+    with workspace(published):
+        restored = tree_snapshot(published)
+
+    # Then the old output is back and no scratch directory is left
+    assert restored == before
+    assert [path.name for path in published.parent.iterdir()] == ["model_artifacts"]
+
+
+@pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_print_one_line_and_leave_no_scratch(
+        signal_number: int, status: int, classifier_case: Case, published: Path, run_cli: RunCli,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a run interrupted while it writes into its scratch directory
+    before = tree_snapshot(published.parent)
+    monkeypatch.setattr(packager, "write_card", lambda *_: os.kill(os.getpid(), signal_number))
+
+    # When
+    result = run_cli(classifier_case.argv(published))
+
+    # Then one line, the shell's status for the signal, no scratch, the earlier output untouched
+    assert result.code == status
+    assert result.stderr_lines == [f"interrupted: no scratch left behind, {published} holds a complete model or none"]
+    assert tree_snapshot(published.parent) == before
+
+
+def _twice(values: Any) -> Any:
+    return values * 2
+
+
+def test_a_function_from_the_users_own_module_is_refused_naming_it(members: pd.DataFrame, tmp_path: Path,
+                                                                   run_cli: RunCli) -> None:
+    # Given a pipeline calling a function of this (the user's) module, which Lambda would not have
+    model = Pipeline([("twice", FunctionTransformer(_twice)), ("model", LogisticRegression())])
+    case = fitted_case(tmp_path / "custom", members, model, ARRAY_FEATURES, "churned", as_array=True)
+
+    # When / Then
+    result = run_cli(case.argv(tmp_path / "out"))
+    assert result.code == 2
+    assert result.stderr_lines == [
+        f"error: parameter twice__func calls _twice from module {__name__}, which does not ship to Lambda (only "
+        "handler/ and the runtime's libraries do): use a function of scikit-learn, numpy, scipy, pandas or the "
+        "standard library"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("function", [np.log1p, math.sqrt, doubled, None])
+def test_functions_that_ship_pass_the_check(function: Any) -> None:
+    check_shipped_code(Pipeline([("f", FunctionTransformer(function)), ("model", LogisticRegression())]))
+
+
+@pytest.mark.parametrize("outlier", ["99999999999999999999999", "18446744073709551615", "-1000000000000001"])
+def test_an_integer_outlier_stops_the_packager_naming_row_and_value(outlier: str) -> None:
+    column = pd.read_csv(io.StringIO(f"visits\n1\n{outlier}\n3\n"))["visits"]
+    with pytest.raises(PackagingError, match=rf"sample column visits row 2 holds {outlier}, beyond the ±10\^15"):
+        describe_column(column, None)

@@ -40,7 +40,8 @@ def s3_environment(location: S3ModelLocation | Publication) -> dict[str, str]:
     """The variables the stack sets on the function for a published model."""
     bucket = location.bucket
     prefix = location.prefix if isinstance(location, S3ModelLocation) else location.key_prefix
-    return {"MODEL_S3_BUCKET": bucket, "MODEL_S3_PREFIX": prefix, "MODEL_SHA256": location.sha256}
+    return {"MODEL_S3_BUCKET": bucket, "MODEL_S3_PREFIX": prefix, "MODEL_SHA256": location.sha256,
+            "MODEL_MANIFEST_SHA256": location.manifest_sha256}
 
 
 @dataclass
@@ -58,6 +59,7 @@ class FakeS3:
     def publish_demo(self, bucket: str = BUCKET, prefix: str = "models/demo/1/") -> S3ModelLocation:
         """Serve the demo model's manifest, artifact and profile under prefix; its location."""
         location = S3ModelLocation(bucket, prefix, hashlib.sha256((DEMO_MODEL_DIR / "model.onnx").read_bytes())
+                                   .hexdigest(), hashlib.sha256((DEMO_MODEL_DIR / "manifest.json").read_bytes())
                                    .hexdigest())
         for name in ("manifest.json", "model.onnx", "profile.json"):
             self.objects[f"{bucket}/{location.key(name)}"] = (DEMO_MODEL_DIR / name).read_bytes()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import joblib
 import pytest
 import sklearn.base
 
+import handler.loading
 from handler.manifest import sha256_file
 from tests.helpers import response_json
 
@@ -59,6 +62,34 @@ def rename_first_feature(model_dir: Path) -> None:
     edit_manifest(model_dir, features=[{**features[0], "name": "renamed"}, *features[1:]])
 
 
+def edit_feature(model_dir: Path, **changes) -> None:
+    features = json.loads((model_dir / "manifest.json").read_text())["features"]
+    edit_manifest(model_dir, features=[{**features[0], **changes}, *features[1:]])
+
+
+def write_manifest_text(model_dir: Path, text: str | bytes) -> None:
+    path = model_dir / "manifest.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
+def replace_artifact(model_dir: Path, make: Callable[[Path], None]) -> None:
+    path = artifact(model_dir)
+    path.unlink()
+    make(path)
+
+
+def raise_from_the_library(error: BaseException) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """A library raising what no check foresaw while the artifact loads."""
+
+    def inject(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        def load(manifest, artifact_bytes):
+            raise error
+
+        monkeypatch.setattr(handler.loading, "load_predictor", load)
+
+    return inject
+
+
 ANY_RUNTIME_FAULTS = {
     "flipped byte": (lambda d, m: flip_a_byte(d), "sha256_mismatch"),
     "truncated artifact": (lambda d, m: truncate(d), "sha256_mismatch"),
@@ -71,12 +102,48 @@ ANY_RUNTIME_FAULTS = {
     "manifest sha256 of another artifact": (lambda d, m: edit_manifest(d, sha256="a" * 64), "sha256_mismatch"),
     "manifest classes not the model's": (lambda d, m: edit_manifest(d, classes=["stay", "leave"]),
                                          "manifest_mismatch"),
+    # init faults that crashed the import instead of failing closed
+    "manifest not UTF-8": (lambda d, m: write_manifest_text(d, b'\xff\xfe{"name": "x"}'), "manifest_invalid"),
+    "manifest nested past the recursion limit": (lambda d, m: write_manifest_text(d, "[" * 100_000 + "]" * 100_000),
+                                                 "manifest_invalid"),
+    "manifest integer of 5000 digits": (lambda d, m: write_manifest_text(
+        d, (d / "manifest.json").read_text().replace('"schema_version": 1', '"schema_version": ' + "9" * 5000)),
+        "manifest_invalid"),
+    "manifest over 1 MB": (lambda d, m: write_manifest_text(d, (d / "manifest.json").read_text() + " " * 1_048_576),
+                           "manifest_invalid"),
+    "manifest is a FIFO": (lambda d, m: ((d / "manifest.json").unlink(), os.mkfifo(d / "manifest.json")),
+                           "manifest_invalid"),
+    "artifact name with a NUL byte": (lambda d, m: edit_manifest(d, artifact="model\u0000.onnx"), "manifest_invalid"),
+    "feature name a list": (lambda d, m: edit_feature(d, name=["a"]), "manifest_invalid"),
+    "feature name an object": (lambda d, m: edit_feature(d, name={"a": 1}), "manifest_invalid"),
+    "categories a number": (lambda d, m: edit_feature(d, categories=3), "manifest_invalid"),
+    "categories holding lists": (lambda d, m: edit_feature(d, categories=[["a"]]), "manifest_invalid"),
+    "categories a string": (lambda d, m: edit_feature(d, categories="abc"), "manifest_invalid"),
+    "nullable the string false": (lambda d, m: edit_feature(d, nullable="false"), "manifest_invalid"),
+    "minimum a string": (lambda d, m: edit_feature(d, minimum="x"), "manifest_invalid"),
+    "unknown dtype": (lambda d, m: edit_feature(d, dtype="complex256"), "manifest_invalid"),
+    "version null": (lambda d, m: edit_manifest(d, version=None), "manifest_invalid"),
+    "versions not an object": (lambda d, m: edit_manifest(d, versions=["1.9.1"]), "manifest_invalid"),
+    "unknown top-level key": (lambda d, m: edit_manifest(d, owner="someone"), "manifest_invalid"),
+    "artifact is a FIFO": (lambda d, m: replace_artifact(d, os.mkfifo), "artifact_invalid"),
+    "artifact links to an endless device": (lambda d, m: replace_artifact(d, lambda p: p.symlink_to("/dev/zero")),
+                                            "artifact_invalid"),
+    "artifact over the size cap": (lambda d, m: m.setattr(handler.loading, "MAX_ARTIFACT_BYTES", 1000),
+                                   "artifact_invalid"),
+    "RecursionError from a library": (raise_from_the_library(RecursionError("maximum recursion depth")),
+                                      "load_failed"),
+    "MemoryError from a library": (raise_from_the_library(MemoryError()), "load_failed"),
+    "TypeError from a library": (raise_from_the_library(TypeError("'NoneType' is not iterable")), "load_failed"),
+    "OverflowError from a library": (raise_from_the_library(OverflowError("int too large")), "load_failed"),
 }
 SKLEARN_FAULTS = {
     "manifest claims another scikit-learn": (
         lambda d, m: edit_manifest(d, versions={"scikit-learn": "1.0.2"}), "version_mismatch"),
     "artifact pickled by another scikit-learn": (pickle_as_other_sklearn_version, "version_mismatch"),
     "artifact is not an estimator": (not_an_estimator, "not_an_estimator"),
+    "manifest features not the model's columns": (lambda d, m: rename_first_feature(d), "manifest_mismatch"),
+    "manifest features in another order": (lambda d, m: edit_manifest(d, features=json.loads(
+        (d / "manifest.json").read_text())["features"][::-1]), "manifest_mismatch"),
 }
 ONNX_FAULTS = {
     "corrupt ONNX bytes, repinned": (lambda d, m: (truncate(d), repin(d)), "artifact_unloadable"),
@@ -131,3 +198,13 @@ def test_an_intact_copy_loads(runtime, model_copy, sklearn_model_copy, reinitial
     app = reinitialised_handler(MODEL_DIR=str(model_dir))
     assert app.lambda_handler(api_event("health"), lambda_context)["statusCode"] == 200
     assert [record["runtime"] for record in handler_logs() if record["message"] == "Model loaded"] == [runtime]
+
+
+def test_an_unknown_log_level_does_not_crash_init(reinitialised_handler, api_event, lambda_context, handler_logs):
+    # Given POWERTOOLS_LOG_LEVEL=BOGUS, which Powertools refuses with a ValueError when the logger is created
+    app = reinitialised_handler(POWERTOOLS_LOG_LEVEL="BOGUS")
+    # Then the function starts at INFO, says why, and serves
+    warnings = [record for record in handler_logs() if record["level"] == "WARNING"]
+    assert [record["cause"] for record in warnings] == ["log_level_invalid"]
+    assert "POWERTOOLS_LOG_LEVEL must be one of" in warnings[0]["message"]
+    assert app.lambda_handler(api_event("health"), lambda_context)["statusCode"] == 200

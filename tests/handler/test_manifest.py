@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,7 @@ def test_missing_keys_are_all_named(manifest_data):
     ("sklearn_artifact", ".hidden", "sklearn_artifact must be a plain file name"),
     ("profile", "drift/profile.json", "profile must be a plain file name"),
     ("profile_sha256", "ABC", "profile_sha256 must be 64 lowercase hex"),
-    ("runtime_fallback", "it did not work", "runtime_fallback must start with one of"),
+    ("runtime_fallback", "it did not work", "runtime_fallback must be a string that starts with one of"),
     ("parity", {"tolerance": 1e-5}, "parity: .*missing"),
     ("parity", {"tolerance": -1, "max_abs_difference": 0, "rows": 3}, "parity: tolerance and max_abs_difference"),
     ("parity", {"tolerance": 0, "max_abs_difference": 0, "rows": 0}, "parity: rows must be a positive integer"),
@@ -82,4 +84,40 @@ def test_a_missing_manifest_is_told_apart_from_a_broken_one(tmp_path: Path):
         read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{broken")
     with pytest.raises(ManifestError, match="not valid JSON"):
+        read_manifest(tmp_path)
+
+
+def test_every_problem_of_a_mangled_manifest_is_named(manifest_data):
+    # Given a manifest mangled in several keys at once
+    manifest_data.update(owner="someone", version=None, versions=["1.9.1"], classes=[["stay"], "leave"])
+    manifest_data["features"][0].update(nullable="false", minimum="x", colour="red")
+    manifest_data["features"][1].update(name={"a": 1}, categories="abc")
+    # When / Then each is named in one error
+    with pytest.raises(ManifestError) as raised:
+        manifest_from_dict(manifest_data)
+    for named in ("manifest has unknown keys: owner", "version must be a non-empty string", "versions must be an object",
+                  "classes must be a non-empty list", "features[0]: has unknown keys: colour",
+                  "features[1]: name must be a non-empty string"):
+        assert named in str(raised.value)
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"nullable": "false"}, "nullable must be true or false"),
+    ({"categories": "abc"}, "categories must be a list"),
+    ({"categories": [1, [2]]}, "categories must be a list"),
+    ({"minimum": "x"}, "minimum must be a number"),
+    ({"minimum": 5, "maximum": 1}, "minimum must not exceed maximum"),
+    ({"name": ""}, "name must be a non-empty string"),
+    ({"name": "a\x00b"}, "name must be a non-empty string without NUL"),
+    ({"dtype": "complex256"}, "dtype must be one of"),
+])
+def test_each_feature_key_is_checked_by_type_and_range(manifest_data, changes, named):
+    manifest_data["features"][0].update(changes)
+    with pytest.raises(ManifestError, match=re.escape(named)):
+        manifest_from_dict(manifest_data)
+
+
+def test_a_manifest_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path: Path):
+    os.mkfifo(tmp_path / "manifest.json")
+    with pytest.raises(ManifestError, match="not a regular file"):
         read_manifest(tmp_path)

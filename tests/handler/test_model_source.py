@@ -10,12 +10,13 @@ from handler.config import S3ModelLocation, SettingsError, load_settings
 SHA = "0" * 64
 
 
-def test_the_three_variables_make_one_location():
+def test_the_four_variables_make_one_location():
     # Given / When
-    settings = load_settings({"MODEL_S3_BUCKET": "models", "MODEL_S3_PREFIX": "models/churn/2/", "MODEL_SHA256": SHA})
+    settings = load_settings({"MODEL_S3_BUCKET": "models", "MODEL_S3_PREFIX": "models/churn/2/", "MODEL_SHA256": SHA,
+                              "MODEL_MANIFEST_SHA256": "1" * 64})
 
     # Then
-    assert settings.model_s3 == S3ModelLocation("models", "models/churn/2/", SHA)
+    assert settings.model_s3 == S3ModelLocation("models", "models/churn/2/", SHA, "1" * 64)
     assert settings.model_s3.key("manifest.json") == "models/churn/2/manifest.json"
 
 
@@ -30,7 +31,9 @@ def test_without_them_the_model_is_the_bundled_one():
     ({"MODEL_S3_BUCKET": "models", "MODEL_S3_PREFIX": "models/churn/2/", "MODEL_SHA256": SHA.upper()[:-1] + "A"},
      "MODEL_SHA256 must be 64 lowercase hex characters"),
     ({"MODEL_S3_BUCKET": "models"}, "MODEL_SHA256 must be 64 lowercase hex characters"),
-], ids=["no bucket", "prefix without slash", "sha256 not lowercase hex", "bucket alone"])
+    ({"MODEL_S3_BUCKET": "models", "MODEL_S3_PREFIX": "models/churn/2/", "MODEL_SHA256": SHA},
+     "MODEL_MANIFEST_SHA256 must be 64 lowercase hex characters"),
+], ids=["no bucket", "prefix without slash", "sha256 not lowercase hex", "bucket alone", "manifest not pinned"])
 def test_an_incomplete_or_wrong_location_names_the_variable(environ, named):
     # Given / When
     with pytest.raises(SettingsError) as raised:

@@ -8,6 +8,7 @@ network (slow, unreachable, 5xx, a dropped connection, a wrong S3 checksum) run 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from handler.config import S3ModelLocation
 from handler.errors import ModelLoadError
 from handler.loading import fetch_published_model
 from tests.handler.conftest import FakeS3, s3_environment
-from tests.helpers import BUCKET, REGION
+from tests.helpers import BUCKET, DEMO_MODEL_DIR, REGION
 from tests.helpers import PROJECT_ROOT, response_json
 
 
@@ -52,6 +53,12 @@ def replace_the_published_manifest(s3_client: Any, location: Any, body: bytes) -
     s3_client.put_object(Bucket=BUCKET, Key=location.key_prefix + "manifest.json", Body=body)
 
 
+def reordered_manifest() -> bytes:
+    """The demo manifest with its features reordered: the same artifact sha256, other predictions."""
+    manifest = json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())
+    return json.dumps({**manifest, "features": manifest["features"][::-1]}).encode()
+
+
 # fault -> (what breaks S3 for the published demo model, environment overrides, the cause logged)
 MOTO_FAULTS: dict[str, tuple[Callable[..., Any], Callable[[Any], dict[str, str]], str]] = {
     "bucket missing": (lambda s3, p, m: None, lambda p: {"MODEL_S3_BUCKET": "no-such-bucket"}, "s3_bucket_missing"),
@@ -63,8 +70,13 @@ MOTO_FAULTS: dict[str, tuple[Callable[..., Any], Callable[[Any], dict[str, str]]
     "object corrupted": (lambda s3, p, m: corrupt_the_published_artifact(s3, p), lambda p: {}, "sha256_mismatch"),
     "deployment pins another sha256": (lambda s3, p, m: None, lambda p: {"MODEL_SHA256": "a" * 64},
                                        "sha256_mismatch"),
-    "manifest not JSON": (lambda s3, p, m: replace_the_published_manifest(s3, p, b"{"), lambda p: {},
-                          "manifest_invalid"),
+    "manifest not JSON, pinned so": (lambda s3, p, m: replace_the_published_manifest(s3, p, b"{"),
+                                     lambda p: {"MODEL_MANIFEST_SHA256": hashlib.sha256(b"{").hexdigest()},
+                                     "manifest_invalid"),
+    "manifest rewritten in the bucket": (lambda s3, p, m: replace_the_published_manifest(s3, p, reordered_manifest()),
+                                         lambda p: {}, "sha256_mismatch"),
+    "deployment pins another manifest": (lambda s3, p, m: None, lambda p: {"MODEL_MANIFEST_SHA256": "b" * 64},
+                                         "sha256_mismatch"),
 }
 NETWORK_FAULTS: dict[str, tuple[Callable[[FakeS3], None], str]] = {
     "S3 slow (read timeout)": (lambda fake: setattr(fake, "delay_seconds", 1.0), "s3_unreachable"),
@@ -183,7 +195,7 @@ def test_an_unreachable_endpoint_fails_closed_as_unreachable(aws_environment, fa
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
     # When
     with pytest.raises(ModelLoadError) as raised:
-        fetch_published_model(S3ModelLocation(BUCKET, "models/demo/1/", "a" * 64))
+        fetch_published_model(S3ModelLocation(BUCKET, "models/demo/1/", "a" * 64, "b" * 64))
     # Then
     assert raised.value.cause == "s3_unreachable"
     assert list(temp_root.iterdir()) == []

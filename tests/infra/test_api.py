@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
 
-from handler.routes import ROUTES
+from handler.routes import DOCS_ROUTES, ROUTES
 from infra.constructs.api import ACCESS_LOG_FIELDS, ModelApi
 from infra.outputs import API_URL
 from tests.infra.conftest import logical_id, make_api
@@ -59,11 +59,11 @@ def test_docs_enabled_adds_the_docs_route_with_the_same_auth_and_grants(stack, t
     # Then
     template = Template.from_stack(stack)
     found = routes(template)
-    assert set(found) == ROUTE_KEYS | {"GET /docs"}
+    assert set(found) == ROUTE_KEYS | {f"GET {route.path}" for route in DOCS_ROUTES}
     assert found["GET /docs"]["AuthorizationType"] == "AWS_IAM"
     [policy] = template.find_resources("AWS::IAM::Policy").values()
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert len(statement["Resource"]) == len(ROUTE_KEYS) + 1
+    assert len(statement["Resource"]) == len(ROUTE_KEYS) + len(DOCS_ROUTES)
     assert "/docs" in json.dumps(statement["Resource"][-1])
 
 

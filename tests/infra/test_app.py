@@ -100,7 +100,7 @@ def test_a_published_model_ships_only_the_handler_and_its_libraries(cdk_context,
                                                                     tmp_path):
     # Given the packaged model's keys, as publish prints them
     published = {"model_source": "s3", "model_s3_key_prefix": "models/customer-churn/1.0.0/",
-                 "model_sha256": demo_manifest["sha256"]}
+                 "model_sha256": demo_manifest["sha256"], "model_manifest_sha256": "b" * 64}
     app = App(context={**cdk_context, **published}, outdir=str(tmp_path / "cdk.out"))
 
     # When

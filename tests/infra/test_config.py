@@ -53,6 +53,7 @@ WRONG_VALUES = [
     ("model_s3_key_prefix", "models/*/"),
     ("model_s3_key_prefix", "models/../other/"),
     ("model_sha256", "A" * 64),
+    ("model_manifest_sha256", "b" * 63),
     ("deployment", "blue_green"),
     ("pre_traffic_check", "yes"),
     ("snap_start", 1),
@@ -127,9 +128,9 @@ def test_the_rollout_defaults_to_a_canary_and_the_model_to_the_bundled_one():
     assert (config.snap_start, config.provisioned_concurrency) == (False, None)
 
 
-def test_a_published_model_needs_s3_and_both_keys_publish_prints():
+def test_a_published_model_needs_s3_and_the_three_keys_publish_prints():
     # Given
-    keys = {"model_s3_key_prefix": "models/churn/1.0.0/", "model_sha256": "a" * 64}
+    keys = {"model_s3_key_prefix": "models/churn/1.0.0/", "model_sha256": "a" * 64, "model_manifest_sha256": "b" * 64}
 
     # When / Then
     assert load_config({"model_source": "s3", **keys}).model_is_published
@@ -144,8 +145,11 @@ def test_a_published_model_needs_s3_and_both_keys_publish_prints():
     ({"reserved_concurrency": 2, "provisioned_concurrency": 3},
      "provisioned_concurrency: got 3; allowed: at most reserved_concurrency (2)"),
     ({"model_source": "s3", "model_sha256": "a" * 64},
-     "model_s3_key_prefix and model_sha256: set both (as publish prints them) or neither"),
-], ids=["snap-start-with-provisioned", "provisioned-over-reserved", "half-a-published-model"])
+     "model_s3_key_prefix, model_sha256 and model_manifest_sha256: set all three"),
+    ({"model_source": "s3", "model_s3_key_prefix": "models/churn/1.0.0/", "model_sha256": "a" * 64},
+     "model_s3_key_prefix, model_sha256 and model_manifest_sha256: set all three"),
+], ids=["snap-start-with-provisioned", "provisioned-over-reserved", "half-a-published-model",
+        "a published model without its manifest pin"])
 def test_values_that_cannot_go_together_are_refused_with_the_reason(context, message):
     # Given / When
     with pytest.raises(ConfigError) as raised:
@@ -237,7 +241,7 @@ def test_the_app_refuses_to_build_from_a_wrong_context_before_bundling():
 def test_the_app_refuses_a_published_model_other_than_the_packaged_one(cdk_context):
     # Given the keys of another model than model_artifacts/ holds (the bundle's libraries follow its manifest)
     app = App(context={**cdk_context, "model_source": "s3", "model_s3_key_prefix": "models/other/1/",
-                       "model_sha256": "e" * 64})
+                       "model_sha256": "e" * 64, "model_manifest_sha256": "f" * 64})
 
     # When / Then
     with pytest.raises(ConfigError, match=r"model_sha256: got 'e{64}'; allowed: the sha256 model_artifacts/manifest"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from typing import Any
 
@@ -17,9 +18,11 @@ from handler.config import (
     LOG_LEVEL,
     MAX_INSTANCES,
     METRICS_NAMESPACE,
+    MODEL_MANIFEST_SHA256,
     MODEL_S3_BUCKET,
     MODEL_S3_PREFIX,
     MODEL_SHA256,
+    S3_VARIABLES,
     SERVICE_NAME,
     load_settings,
 )
@@ -37,7 +40,9 @@ USER_ARN = "arn:aws:iam::123456789012:user/batch-scorer"
 UNITS = ("Model", "Api", "Monitoring", "Rollout")
 MANIFEST = read_manifest(DEMO_MODEL_DIR)
 PREFIX = "models/customer-churn/1.0.0/"
-PUBLISHED = {"model_source": "s3", "model_s3_key_prefix": PREFIX, "model_sha256": MANIFEST.sha256}
+MANIFEST_SHA256 = hashlib.sha256((DEMO_MODEL_DIR / "manifest.json").read_bytes()).hexdigest()
+PUBLISHED = {"model_source": "s3", "model_s3_key_prefix": PREFIX, "model_sha256": MANIFEST.sha256,
+             "model_manifest_sha256": MANIFEST_SHA256}
 
 
 def make_stack(config: StackConfig, code: lambda_.Code, app: App | None = None, **changes: Any) -> ModelApiStack:
@@ -148,8 +153,9 @@ def test_a_published_model_is_read_from_the_stacks_bucket_by_its_exact_keys(defa
     [bucket_id] = [logical_id for logical_id, bucket in template.find_resources("AWS::S3::Bucket").items()
                    if "VersioningConfiguration" in bucket["Properties"]]
     variables = function_properties(template)["Environment"]["Variables"]
-    assert {name: variables[name] for name in (MODEL_S3_BUCKET, MODEL_S3_PREFIX, MODEL_SHA256)} == {
-        MODEL_S3_BUCKET: {"Ref": bucket_id}, MODEL_S3_PREFIX: PREFIX, MODEL_SHA256: MANIFEST.sha256}
+    assert {name: variables[name] for name in S3_VARIABLES} == {
+        MODEL_S3_BUCKET: {"Ref": bucket_id}, MODEL_S3_PREFIX: PREFIX, MODEL_SHA256: MANIFEST.sha256,
+        MODEL_MANIFEST_SHA256: MANIFEST_SHA256}
     # And may read the manifest, the artifact and the training profile, and nothing else in S3
     [statement] = s3_reads(template)
     assert statement["Action"] == "s3:GetObject"
@@ -180,7 +186,7 @@ def test_s3_before_anything_is_published_creates_the_bucket_serves_the_bundled_m
     # Then
     template = Template.from_stack(stack)
     template.has_output(MODEL_BUCKET, Match.any_value())
-    assert not {MODEL_S3_BUCKET, MODEL_SHA256} & set(function_properties(template)["Environment"]["Variables"])
+    assert not set(S3_VARIABLES) & set(function_properties(template)["Environment"]["Variables"])
     assert s3_reads(template) == []
     Annotations.from_stack(stack).has_warning("/Under-Test/ModelStore",
                                               Match.string_like_regexp("no model is published yet"))

@@ -61,6 +61,19 @@ def test_other_bytes_under_a_published_version_are_refused(published, s3_client,
     assert body == (DEMO_MODEL_DIR / "manifest.json").read_bytes()
 
 
+def test_an_object_whose_metadata_lies_is_judged_by_its_bytes(published, s3_client):
+    # Given the published manifest rewritten in the bucket (features reordered) with the original sha256 metadata
+    key = PREFIX + "manifest.json"
+    original = s3_client.get_object(Bucket=BUCKET, Key=key)
+    manifest = json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())
+    tampered = json.dumps({**manifest, "features": manifest["features"][::-1]}).encode()
+    s3_client.put_object(Bucket=BUCKET, Key=key, Body=tampered, Metadata=original["Metadata"])
+
+    # When the same model is published again / Then the bytes, not the metadata, are compared
+    with pytest.raises(PublishError, match=hashlib.sha256(tampered).hexdigest()):
+        publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
+
+
 def test_a_publisher_racing_us_with_the_same_bytes_is_not_an_error(s3_client):
     # Given another publisher writing the manifest between our look and our write
     def race(params, **_):
@@ -126,9 +139,12 @@ def test_main_prints_the_context_to_deploy_with_the_bucket_it_was_given(s3_clien
     assert status == 0
     assert out.startswith(f"published s3://{BUCKET}/{PREFIX} (model.onnx uploaded, profile.json uploaded, "
                            "manifest.json uploaded)")
+    manifest_bytes = (DEMO_MODEL_DIR / "manifest.json").read_bytes()
     context = json.loads(out[out.index("{"):])
     assert context == {"model_source": "s3", "model_bucket_name": BUCKET, "model_s3_key_prefix": PREFIX,
-                       "model_sha256": json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())["sha256"]}
+                       "model_sha256": json.loads(manifest_bytes)["sha256"],
+                       "model_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()}
+    assert f"manifest sha256 {context['model_manifest_sha256']}" in out
 
 
 def test_main_publishes_to_the_stacks_own_bucket_without_naming_it(s3_client, monkeypatch, capsys):
