@@ -37,7 +37,7 @@ from handler.batch_scoring import (
     score_blocks,
     split_first_line,
 )
-from handler.config import observability_names
+from handler.config import log_level, observability_names
 from handler.errors import ModelLoadError
 from handler.loading import LoadedModel, load_model_from_environment
 
@@ -54,7 +54,7 @@ class CountMismatch(RuntimeError):
 
 
 SERVICE_NAME, METRICS_NAMESPACE = observability_names(os.environ)
-logger = Logger(service=SERVICE_NAME)
+logger = Logger(service=SERVICE_NAME, level=log_level(os.environ)[0])  # a mistyped level cannot crash init
 metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
 
 

@@ -68,9 +68,11 @@ class Settings:
     capture_sample_rate: float = 1.0
 
 
+# The most instances a request may be allowed to hold (a value above is a typo, refused at init and at synth).
+MAX_INSTANCES_LIMIT = 100_000
 # variable name -> (field, smallest and largest allowed value): a value outside is a typo, refused at init.
 _INTEGER_VARIABLES = {
-    MAX_INSTANCES: ("max_instances", 1, 100_000),
+    MAX_INSTANCES: ("max_instances", 1, MAX_INSTANCES_LIMIT),
     MAX_BODY_BYTES: ("max_body_bytes", 64, LAMBDA_PAYLOAD_BYTES),
     MAX_STRING_LENGTH: ("max_string_length", 1, LAMBDA_PAYLOAD_BYTES),
 }

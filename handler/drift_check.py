@@ -21,8 +21,22 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.capture import CAPTURE_TYPE, count_line, parse_capture, read_profile
-from handler.config import DEFAULT_METRICS_NAMESPACE, DEFAULT_MODEL_DIR, DEFAULT_SERVICE_NAME
-from handler.drift import DEFAULT_MIN_ROWS, Counts, DriftResult, Profile, compare, render_html, svg_figures
+from handler.config import (
+    DEFAULT_METRICS_NAMESPACE,
+    DEFAULT_MODEL_DIR,
+    DEFAULT_SERVICE_NAME,
+    SERVICE_NAME,
+    log_level,
+)
+from handler.drift import (
+    DEFAULT_MIN_ROWS,
+    Counts,
+    DriftResult,
+    Profile,
+    compare,
+    render_html,
+    svg_figures,
+)
 from handler.errors import ModelLoadError
 from handler.loading import manifest_in
 from handler.manifest import Manifest
@@ -36,7 +50,7 @@ FILTER_PATTERN = f'"{CAPTURE_TYPE}"'  # a plain term: the quotes make '-' part o
 MAX_CAPTURE_LINES = 100_000
 METRIC_DIMENSION = "service"
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", DEFAULT_SERVICE_NAME))
+logger = Logger(service=os.environ.get(SERVICE_NAME, DEFAULT_SERVICE_NAME), level=log_level(os.environ)[0])
 
 
 class DriftCheckFailed(RuntimeError):

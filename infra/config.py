@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.bundler import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME, PIP_ARCHITECTURES, PYTHON_RUNTIMES
-from handler.config import CAPTURE_MODES, DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, S3ModelLocation, Settings
+from handler.config import CAPTURE_MODES, MAX_INSTANCES_LIMIT, DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, S3ModelLocation, Settings
 from handler.manifest import SHA256_HEX
 
 ARCHITECTURES = tuple(PIP_ARCHITECTURES)
@@ -198,7 +198,7 @@ class StackConfig:
         "a list of IAM role or user ARNs (arn:aws:iam::<account>:role/<name>) in the deploying account",
         "Roles and users granted execute-api:Invoke on the API's routes.")
     max_instances: int | None = setting(
-        None, _optional(_integer(1, MAX_REQUEST_BYTES)), f"null or an integer from 1 to {MAX_REQUEST_BYTES}",
+        None, _optional(_integer(1, MAX_INSTANCES_LIMIT)), f"null or an integer from 1 to {MAX_INSTANCES_LIMIT}",
         f"Most instances one request may hold; null keeps the handler's default ({_HANDLER_DEFAULTS.max_instances}).")
     max_body_bytes: int | None = setting(
         None, _optional(_integer(64, MAX_REQUEST_BYTES)), f"null or an integer from 64 to {MAX_REQUEST_BYTES}",
