@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.bundler import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON_RUNTIME, PIP_ARCHITECTURES, PYTHON_RUNTIMES
-from handler.config import CAPTURE_MODES, MAX_INSTANCES_LIMIT, DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, S3ModelLocation, Settings
+from handler.config import (CAPTURE_MODES, DEFAULT_METRICS_NAMESPACE, DEFAULT_SERVICE_NAME, MAX_INSTANCES_LIMIT,
+                            S3ModelLocation, Settings)
 from handler.manifest import SHA256_HEX
 
 ARCHITECTURES = tuple(PIP_ARCHITECTURES)
