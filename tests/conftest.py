@@ -24,11 +24,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "model-api-test")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SklearnModelApiTest")
 
-from tests.helpers import BUCKET, DEMO_MODEL_DIR, EVENTS_DIR, REGION  # noqa: E402
-from tests.models import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case,  # noqa: E402
-                                    array_pipeline, fitted_case, frame_pipeline, make_members, packaged,
-                                    save_case)
-from builder.demo_model import NAME, TARGET, VERSION, split_customers  # noqa: E402
+from builder.demo_model import NAME, VERSION  # noqa: E402
+from handler.config import DEFAULT_MODEL_DIR, MODEL_DIR  # noqa: E402
+from tests.helpers import BUCKET, EVENTS_DIR, REGION, SHIPPED_MODEL_DIR  # noqa: E402
+from tests.models import (ARRAY_FEATURES, FEATURES, TRAIN_ROWS, Case, array_pipeline, demo,  # noqa: E402
+                          fitted_case, frame_pipeline, make_members, packaged, save_case)
 from toolkit.events import LambdaContext  # noqa: E402
 from toolkit.publish import Publication, publish  # noqa: E402
 
@@ -57,20 +57,32 @@ def s3_client(aws_environment: None) -> Iterator[Any]:
         yield client
 
 
+# The demo model, packaged in a temporary directory: what tests of the machinery serve, tamper with and publish.
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    return demo().model_dir
+
+
+@pytest.fixture(scope="session")
+def demo_case() -> Case:
+    """The demo pipeline, with its training sample and hold-out."""
+    return demo().case
+
+
 @pytest.fixture
-def published(s3_client: Any) -> Publication:
+def demo_manifest(demo_dir: Path) -> dict[str, Any]:
+    return json.loads((demo_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def published(s3_client: Any, demo_dir: Path) -> Publication:
     """The demo model, published with toolkit.publish."""
-    return publish(s3_client, DEMO_MODEL_DIR, bucket=BUCKET)
+    return publish(s3_client, demo_dir, bucket=BUCKET)
 
 
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()
-
-
-@pytest.fixture
-def demo_manifest() -> dict[str, Any]:
-    return json.loads((DEMO_MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -96,33 +108,30 @@ def api_event() -> Callable[..., dict[str, Any]]:
     return build
 
 
-@pytest.fixture
-def handler_app() -> ModuleType:
-    """handler.app, initialised on the committed demo model."""
-    return importlib.import_module("handler.app")
+def handler_on(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """handler.app initialised on model_dir (a container whose MODEL_DIR names it); reloaded if it is on another."""
+    monkeypatch.setenv(MODEL_DIR, str(model_dir))
+    module = importlib.import_module("handler.app")
+    if module.MODEL is None or module.MODEL.settings.model_dir != model_dir:
+        importlib.reload(module)
+    return module
 
 
 @pytest.fixture
-def model_copy(tmp_path: Path) -> Path:
+def handler_app(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """handler.app, initialised on the demo model."""
+    return handler_on(demo_dir, monkeypatch)
+
+
+@pytest.fixture
+def model_copy(demo_dir: Path, tmp_path: Path) -> Path:
     """A writable copy of the demo model directory, for tampering with."""
-    return Path(shutil.copytree(DEMO_MODEL_DIR, tmp_path / "model_artifacts"))
-
-
-@pytest.fixture(scope="session")
-def demo_case(tmp_path_factory: pytest.TempPathFactory) -> Case:
-    """The committed demo pipeline, with its training sample and hold-out."""
-    directory = tmp_path_factory.mktemp("demo")
-    sklearn_artifact = json.loads((DEMO_MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))["sklearn_artifact"]
-    case = Case(DEMO_MODEL_DIR / sklearn_artifact, directory / "sample.csv", directory / "holdout.csv", TARGET)
-    train, holdout = split_customers()
-    train.to_csv(case.sample, index=False)
-    holdout.to_csv(case.holdout, index=False)
-    return case
+    return Path(shutil.copytree(demo_dir, tmp_path / "model_artifacts"))
 
 
 @pytest.fixture(scope="session")
 def sklearn_demo_dir(demo_case: Case, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed demo pipeline packaged with --runtime sklearn, as when ONNX is refused."""
+    """The demo pipeline packaged with --runtime sklearn, as when ONNX is refused."""
     out_dir = tmp_path_factory.mktemp("sklearn-demo") / "model_artifacts"
     packaged(demo_case, out_dir, name=NAME, version=VERSION, runtime="sklearn")
     return out_dir
@@ -135,9 +144,11 @@ def sklearn_model_copy(sklearn_demo_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def reinitialised_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
-    """Re-run handler.app's init (a new Lambda container) with other environment variables."""
+def reinitialised_handler(monkeypatch: pytest.MonkeyPatch, demo_dir: Path) -> Iterator[Callable[..., ModuleType]]:
+    """Re-run handler.app's init (a new Lambda container) with other environment variables, on the demo model
+    unless they name another MODEL_DIR."""
     module = importlib.import_module("handler.app")
+    monkeypatch.setenv(MODEL_DIR, str(demo_dir))
 
     def reinitialise(**environ: str) -> ModuleType:
         for name, value in environ.items():
@@ -147,6 +158,18 @@ def reinitialised_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
     yield reinitialise
     monkeypatch.undo()
     importlib.reload(module)
+
+
+# The shipped model: whatever model_artifacts/ holds. Its tests rely on nothing but its manifest.
+@pytest.fixture
+def shipped_manifest() -> dict[str, Any]:
+    return json.loads((SHIPPED_MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def shipped_app(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """handler.app, initialised on model_artifacts/ as the bundle ships it."""
+    return handler_on(DEFAULT_MODEL_DIR, monkeypatch)
 
 
 @pytest.fixture

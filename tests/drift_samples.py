@@ -7,37 +7,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
-from builder.profile import training_profile, write_profile
-from handler.manifest import read_manifest
-from tests.helpers import DEMO_MODEL_DIR
-from builder.demo_model import SEED, TARGET, make_customers, split_customers
-from builder.features import typed_frame
+from builder.demo_model import SEED, TARGET, make_customers
+from tests.models import demo
 
 SHIFTED_FEATURES = ["monthly_charges", "payment_method"]
 
 
 def profiled_model_dir(directory: Path) -> Path:
-    """A copy of the demo model directory with profile.json, pinned in the manifest as the packager pins it."""
-    model_dir = Path(shutil.copytree(DEMO_MODEL_DIR, directory))
-    manifest = read_manifest(model_dir)
-    train, _ = split_customers()
-    typed = typed_frame(train.drop(columns=[TARGET]), manifest.features, "sample")
-    model = joblib.load(model_dir / "model.joblib")
-    profile = training_profile(manifest.features, typed, model.predict(typed), manifest.classes)
-    name, sha256 = write_profile(profile, model_dir)
-    path = model_dir / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    path.write_text(json.dumps({**data, "profile": name, "profile_sha256": sha256}, indent=2), encoding="utf-8")
-    return model_dir
+    """A copy of the demo model directory: the packager pinned its training profile in the manifest."""
+    return Path(shutil.copytree(demo().model_dir, directory))
 
 
 def unprofiled_model_dir(directory: Path) -> Path:
     """A copy of the demo model directory as packaged before profiles: the manifest pins none."""
-    model_dir = Path(shutil.copytree(DEMO_MODEL_DIR, directory))
+    model_dir = Path(shutil.copytree(demo().model_dir, directory))
     path = model_dir / "manifest.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     del data["profile"], data["profile_sha256"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import operator
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from builder.demo_model import NAME, TARGET, VERSION, fit_demo_model
 from builder.packager import package_model
 
 FEATURES = ["age", "income", "plan", "region", "is_member"]
@@ -117,6 +122,29 @@ def packaged(case: Case, out_dir: Path, **options: Any) -> dict[str, Any]:
     package_model(case.model, case.sample, out_dir=out_dir, holdout_path=case.holdout, target=case.target,
                   **options)
     return json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The demo model: its fitted pipeline saved as a Case, and the directory it was packaged into."""
+
+    case: Case
+    model_dir: Path
+
+
+@cache
+def demo() -> Demo:
+    """The demo churn model, fitted by builder.demo_model and packaged into a temporary directory once per process.
+
+    Tests of the machinery use it; model_artifacts/ holds whatever model the project ships, which may be any other.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="demo-model-"))
+    atexit.register(shutil.rmtree, directory, True)
+    model, train, holdout = fit_demo_model()
+    case = save_case(directory, model, train, holdout, TARGET)
+    model_dir = directory / "model_artifacts"
+    packaged(case, model_dir, name=NAME, version=VERSION)
+    return Demo(case, model_dir)
 
 
 def handler_frame(manifest: dict[str, Any]) -> pd.DataFrame:

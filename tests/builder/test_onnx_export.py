@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from handler.manifest import Feature, read_manifest, sha256_file
-from tests.helpers import DEMO_MODEL_DIR
+from tests.models import demo
 from tests.models import (ARRAY_FEATURES, FEATURES, Case, CliResult, MajorityClassifier, doubled,
                                     fitted_case, frame_pipeline, packaged, tree_snapshot)
 from builder.artifacts import MARKER_FILE
@@ -166,7 +166,7 @@ def test_a_parity_miss_falls_back_with_the_figures(classifier_case: Case, tmp_pa
 
 def test_an_array_pipeline_of_strings_is_refused_before_conversion() -> None:
     # Given the manifest of a model fed one array that holds string columns
-    manifest = replace(read_manifest(DEMO_MODEL_DIR), input_format="array")
+    manifest = replace(read_manifest(demo().model_dir), input_format="array")
 
     # When it is converted
     # Then it is refused: one float tensor cannot carry strings

@@ -17,7 +17,8 @@ import pytest
 
 import handler.model_source
 from handler.config import S3ModelLocation
-from tests.helpers import BUCKET, DEMO_MODEL_DIR
+from tests.helpers import BUCKET
+from tests.models import demo
 from toolkit.publish import Publication
 
 @pytest.fixture
@@ -58,11 +59,11 @@ class FakeS3:
 
     def publish_demo(self, bucket: str = BUCKET, prefix: str = "models/demo/1/") -> S3ModelLocation:
         """Serve the demo model's manifest, artifact and profile under prefix; its location."""
-        location = S3ModelLocation(bucket, prefix, hashlib.sha256((DEMO_MODEL_DIR / "model.onnx").read_bytes())
-                                   .hexdigest(), hashlib.sha256((DEMO_MODEL_DIR / "manifest.json").read_bytes())
-                                   .hexdigest())
+        model_dir = demo().model_dir
+        location = S3ModelLocation(bucket, prefix, hashlib.sha256((model_dir / "model.onnx").read_bytes()).hexdigest(),
+                                   hashlib.sha256((model_dir / "manifest.json").read_bytes()).hexdigest())
         for name in ("manifest.json", "model.onnx", "profile.json"):
-            self.objects[f"{bucket}/{location.key(name)}"] = (DEMO_MODEL_DIR / name).read_bytes()
+            self.objects[f"{bucket}/{location.key(name)}"] = (model_dir / name).read_bytes()
         return location
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from handler.capture import CAPTURE_TYPE, count_line, parse_capture, read_profile
 from handler.drift import Counts
 from handler.manifest import read_manifest
-from tests.helpers import DEMO_MODEL_DIR, response_json
+from tests.helpers import response_json
 
 MARKER = "zq"  # starts every generated string, so a raw value is recognisable in any log line
 
@@ -29,8 +29,8 @@ def edit_manifest(model_dir: Path, **changes) -> None:
 
 
 def test_a_prediction_logs_one_binned_capture_line_the_drift_check_counts(
-        handler_app, api_event, lambda_context, demo_manifest, handler_logs):
-    # Given the committed demo model, whose manifest pins its profile
+        handler_app, api_event, lambda_context, demo_dir, demo_manifest, handler_logs):
+    # Given the demo model, whose manifest pins its profile
     instances = demo_manifest["example"]["instances"]
 
     # When the example is predicted
@@ -44,7 +44,7 @@ def test_a_prediction_logs_one_binned_capture_line_the_drift_check_counts(
     assert len(line["rows"]) == len(instances) and len(line["predictions"]) == len(instances)
     # And the drift check counts it against the same profile
     counts = Counts()
-    assert count_line(counts, read_profile(DEMO_MODEL_DIR, read_manifest(DEMO_MODEL_DIR)), line)
+    assert count_line(counts, read_profile(demo_dir, read_manifest(demo_dir)), line)
     assert counts.rows == len(instances)
 
 

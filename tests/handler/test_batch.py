@@ -28,7 +28,7 @@ from handler.batch_scoring import (
 )
 from handler.config import Settings
 from handler.loading import LoadedModel, load_model
-from tests.helpers import DEMO_MODEL_DIR, REGION
+from tests.helpers import REGION
 
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"
 
@@ -42,8 +42,8 @@ class LambdaContext:
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_model(Settings(model_dir=DEMO_MODEL_DIR))
+def model(demo_dir: Path) -> LoadedModel:
+    return load_model(Settings(model_dir=demo_dir))
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,6 @@ from handler.config import Settings
 from handler.errors import ApiError
 from handler.manifest import Feature, read_manifest
 from handler.validation import RequestValidator
-from tests.helpers import DEMO_MODEL_DIR
 
 MAX_STRING_LENGTH = 8
 FEATURES = [
@@ -37,8 +37,8 @@ CELLS = ["", " ", "0", "1", "-7", "+3", "2.5", "1e3", "1E-2", "1_000", " 42 ", "
 
 
 @pytest.fixture(scope="module")
-def validators() -> tuple[RequestValidator, ColumnValidator]:
-    manifest = dataclasses.replace(read_manifest(DEMO_MODEL_DIR), features=FEATURES)
+def validators(demo_dir: Path) -> tuple[RequestValidator, ColumnValidator]:
+    manifest = dataclasses.replace(read_manifest(demo_dir), features=FEATURES)
     settings = Settings(max_string_length=MAX_STRING_LENGTH)
     return RequestValidator(manifest, settings), ColumnValidator(FEATURES, MAX_STRING_LENGTH)
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from handler.manifest import ManifestError, ManifestMissing, manifest_from_dict, read_manifest, write_manifest
-from tests.helpers import DEMO_MODEL_DIR
 
 
 @pytest.fixture
-def manifest_data() -> dict:
-    return json.loads((DEMO_MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
+def manifest_data(demo_manifest: dict) -> dict:
+    return demo_manifest
 
 
 def test_manifest_round_trips_through_json(manifest_data, tmp_path):

@@ -15,9 +15,9 @@ from handler.errors import ApiError
 from handler.manifest import read_manifest
 from handler.openapi import openapi_document
 from handler.validation import OMITTED_FIELDS_RULE, RequestValidator, parse_json_body, request_schema
-from tests.helpers import DEMO_MODEL_DIR
+from tests.models import demo
 
-MANIFEST = read_manifest(DEMO_MODEL_DIR)
+MANIFEST = read_manifest(demo().model_dir)
 SETTINGS = Settings(max_instances=5, max_string_length=40)
 SCHEMA = request_schema(MANIFEST, SETTINGS)
 SCHEMA_CHECK = jsonschema.Draft202012Validator(SCHEMA)

@@ -15,15 +15,14 @@ from handler.loading import LoadedModel, load_model
 from handler.predictors import load_predictor
 from handler.predictors.base import classification_predictions, regression_predictions
 from handler.predictors.onnx import MISSING_STRING
-from tests.helpers import DEMO_MODEL_DIR
 
 RUNTIMES = ["onnx", "sklearn"]
 
 
 @pytest.fixture(scope="module")
-def demo(sklearn_demo_dir) -> dict[str, LoadedModel]:
+def demo(demo_dir, sklearn_demo_dir) -> dict[str, LoadedModel]:
     """The demo model loaded by each runtime, as the handler loads it at init."""
-    return {"onnx": load_model(Settings(model_dir=DEMO_MODEL_DIR)),
+    return {"onnx": load_model(Settings(model_dir=demo_dir)),
             "sklearn": load_model(Settings(model_dir=sklearn_demo_dir))}
 
 

@@ -1,4 +1,4 @@
-"""The handler driven with real API Gateway HTTP API events, on the committed demo model."""
+"""The handler driven with real API Gateway HTTP API events, on the demo model."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from handler.manifest import read_manifest
-from tests.helpers import DEMO_MODEL_DIR, PROJECT_ROOT, response_json
+from tests.helpers import PROJECT_ROOT, response_json
 from tests.models import packaged
 from builder.onnx_export import edge_cases
 
@@ -31,10 +31,10 @@ def serve(reinitialised_handler, api_event, lambda_context):
 
 
 @pytest.fixture
-def model_dirs(request, sklearn_demo_dir, tmp_path) -> dict[str, Path]:
+def model_dirs(request, demo_dir, sklearn_demo_dir, tmp_path) -> dict[str, Path]:
     """runtime → directory of one model packaged for it: the demo, or a case packaged twice."""
     if request.param == "demo":
-        return {"onnx": DEMO_MODEL_DIR, "sklearn": sklearn_demo_dir}
+        return {"onnx": demo_dir, "sklearn": sklearn_demo_dir}
     case = request.getfixturevalue(request.param)
     for runtime in ("onnx", "sklearn"):
         packaged(case, tmp_path / runtime, runtime=runtime)
@@ -91,13 +91,13 @@ def test_a_missing_string_is_imputed_and_an_empty_or_nul_one_is_unseen_in_both_r
 
 
 @pytest.mark.slow
-def test_the_onnx_runtime_imports_no_scikit_learn_scipy_pandas_or_joblib():
+def test_the_onnx_runtime_imports_no_scikit_learn_scipy_pandas_or_joblib(demo_dir):
     # Given a fresh isolated interpreter with only the repository root added to sys.path
     script = ("import json, sys; sys.path.insert(0, sys.argv[1]); import handler.app as app; "
               "print(json.dumps({'runtime': app.MODEL.manifest.runtime, 'modules': sorted(sys.modules)}))")
-    environ = {name: value for name, value in os.environ.items() if name != "MODEL_DIR"}
+    environ = {**os.environ, "MODEL_DIR": str(demo_dir)}
 
-    # When it imports the handler, which loads the committed demo model
+    # When it imports the handler, which loads the demo model
     result = subprocess.run([sys.executable, "-I", "-c", script, str(PROJECT_ROOT)], capture_output=True,
                             text=True, env=environ, timeout=120, check=True)
 

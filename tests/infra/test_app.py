@@ -96,11 +96,12 @@ def test_the_function_code_is_the_bundle(synthesized_app: Path, lambda_bundle):
     assert (staged / "handler" / "app.py").read_bytes() == (lambda_bundle.path / "handler" / "app.py").read_bytes()
 
 
-def test_a_published_model_ships_only_the_handler_and_its_libraries(cdk_context, demo_manifest, lambda_bundle,
+def test_a_published_model_ships_only_the_handler_and_its_libraries(cdk_context, shipped_manifest, lambda_bundle,
                                                                     tmp_path):
     # Given the packaged model's keys, as publish prints them
-    published = {"model_source": "s3", "model_s3_key_prefix": "models/customer-churn/1.0.0/",
-                 "model_sha256": demo_manifest["sha256"], "model_manifest_sha256": "b" * 64}
+    prefix = f"models/{shipped_manifest['name']}/{shipped_manifest['version']}/"
+    published = {"model_source": "s3", "model_s3_key_prefix": prefix, "model_sha256": shipped_manifest["sha256"],
+                 "model_manifest_sha256": "b" * 64}
     app = App(context={**cdk_context, **published}, outdir=str(tmp_path / "cdk.out"))
 
     # When
@@ -117,7 +118,7 @@ def test_a_published_model_ships_only_the_handler_and_its_libraries(cdk_context,
     variables = [properties["Environment"]["Variables"] for kind, properties in resources(tmp_path / "cdk.out").values()
                  if kind == "AWS::Lambda::Function" and properties["Handler"] == "handler.app.lambda_handler"]
     assert [(found[MODEL_S3_PREFIX], found[MODEL_SHA256]) for found in variables] == [
-        (published["model_s3_key_prefix"], demo_manifest["sha256"])]
+        (published["model_s3_key_prefix"], shipped_manifest["sha256"])]
 
 
 def test_the_cdk_cli_synthesizes_the_same_resources_without_credentials(synthesized_app: Path, tmp_path: Path):

@@ -12,7 +12,6 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from infra.pre_traffic_check import index as hook
-from tests.helpers import DEMO_MODEL_DIR
 
 VERSION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:model-api-dev-Model:7"
 EVENT = {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "execution-1"}
@@ -69,7 +68,7 @@ def test_a_version_that_cannot_predict_its_own_example_fails(demo_manifest):
 
 
 @pytest.fixture
-def codedeploy(monkeypatch: pytest.MonkeyPatch) -> Stubber:
+def codedeploy(monkeypatch: pytest.MonkeyPatch, demo_manifest: dict[str, Any]) -> Stubber:
     """The hook's CodeDeploy client, stubbed; the test states the one report it expects."""
     client = boto3.client("codedeploy", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
     stubber = Stubber(client)
@@ -77,7 +76,7 @@ def codedeploy(monkeypatch: pytest.MonkeyPatch) -> Stubber:
     monkeypatch.setattr(hook.boto3, "client", lambda name, **kwargs: client if name == "codedeploy"
                         else real_client(name, **kwargs))
     monkeypatch.setenv("TARGET_VERSION_ARN", VERSION_ARN)
-    monkeypatch.setenv("EXPECTED_SHA256", json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())["sha256"])
+    monkeypatch.setenv("EXPECTED_SHA256", demo_manifest["sha256"])
     with stubber:
         yield stubber
     stubber.assert_no_pending_responses()

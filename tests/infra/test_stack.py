@@ -31,16 +31,16 @@ from infra.app import add_nag_checks
 from infra.config import StackConfig
 from infra.outputs import MODEL_BUCKET
 from infra.stack import ModelApiStack
-from tests.helpers import DEMO_MODEL_DIR
 from tests.infra.conftest import FEATURE_FLAGS
 from tests.infra.test_app import ALLOWED_LINT_WARNINGS
+from tests.models import demo
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/analytics/churn-dashboard"
 USER_ARN = "arn:aws:iam::123456789012:user/batch-scorer"
 UNITS = ("Model", "Api", "Monitoring", "Rollout")
-MANIFEST = read_manifest(DEMO_MODEL_DIR)
+MANIFEST = read_manifest(demo().model_dir)
 PREFIX = "models/customer-churn/1.0.0/"
-MANIFEST_SHA256 = hashlib.sha256((DEMO_MODEL_DIR / "manifest.json").read_bytes()).hexdigest()
+MANIFEST_SHA256 = hashlib.sha256((demo().model_dir / "manifest.json").read_bytes()).hexdigest()
 PUBLISHED = {"model_source": "s3", "model_s3_key_prefix": PREFIX, "model_sha256": MANIFEST.sha256,
              "model_manifest_sha256": MANIFEST_SHA256}
 

@@ -10,8 +10,8 @@ CASES = 2000
 
 
 @pytest.mark.slow
-def test_generated_requests_never_break_the_contract():
-    # Given the local API serving the demo model
+def test_generated_requests_never_break_the_contract(shipped_app):
+    # Given the local API serving the shipped model
     with local_api() as base_url:
         # When schemathesis sends valid and invalid requests built from /openapi.json
         report = fuzz(base_url, CASES)

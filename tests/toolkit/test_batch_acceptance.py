@@ -19,7 +19,6 @@ from builder.demo_model import split_customers
 from handler.config import Settings
 from handler.loading import LoadedModel, load_model
 from handler.scoring import score
-from tests.helpers import DEMO_MODEL_DIR
 from toolkit.score import rejects_path, score_file
 
 ROWS, MALFORMED_SHARE, SAMPLE = 1_000_000, 0.01, 1_000
@@ -44,8 +43,8 @@ def demo_lines(feature_names: list[str]) -> list[list[str]]:
 
 
 @pytest.mark.slow
-def test_a_million_rows_with_one_percent_malformed_lose_nothing(tmp_path: Path) -> None:
-    model = load_model(Settings(model_dir=DEMO_MODEL_DIR))
+def test_a_million_rows_with_one_percent_malformed_lose_nothing(demo_dir: Path, tmp_path: Path) -> None:
+    model = load_model(Settings(model_dir=demo_dir))
     features = model.manifest.feature_names
     # Given a 1,000,000-row CSV with an id column and 1% malformed lines at random places
     customers = demo_lines(features)

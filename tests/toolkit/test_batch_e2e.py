@@ -26,6 +26,8 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 import handler.batch as batch
 from builder.demo_model import split_customers
+from handler.config import Settings
+from handler.loading import load_model
 from infra.constructs.batch import BatchScoring
 from tests.handler.test_batch import csv_bytes
 from tests.helpers import REGION
@@ -84,8 +86,9 @@ def aws(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 
 
 @pytest.fixture
-def state_machine(aws: None, tiny_code: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+def state_machine(aws: None, tiny_code: Any, demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The batch state machine in moto, its three Lambda tasks served by the real handlers in this process."""
+    monkeypatch.setattr(batch, "MODEL", load_model(Settings(model_dir=demo_dir)))  # their init on the demo model
     role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:

@@ -149,14 +149,14 @@ def test_main_posts_the_signed_file_and_prints_status_and_body(local_api, tmp_pa
     assert capsys.readouterr().out.splitlines() == ["200", '{"predictions": [{"label": "no"}]}']
 
 
-def test_predict_without_a_file_sends_the_manifest_example(local_api, fake_environment_credentials, demo_manifest):
+def test_predict_without_a_file_sends_the_manifest_example(local_api, fake_environment_credentials, shipped_manifest):
     # Given: no --file
 
     # When
     invoke.main(["--url", local_api, "--region", "eu-west-1"])
 
     # Then
-    assert json.loads(_Recorder.received[0]["body"]) == demo_manifest["example"]
+    assert json.loads(_Recorder.received[0]["body"]) == shipped_manifest["example"]
 
 
 def test_default_stack_name_follows_cdk_json():

@@ -15,7 +15,6 @@ import pytest
 
 from handler.capture import parse_capture, read_profile
 from handler.manifest import read_manifest
-from tests.helpers import DEMO_MODEL_DIR
 from toolkit.drift import counts_from_capture_file
 from toolkit import local_api
 from toolkit.fuzz import run_all_checks
@@ -42,9 +41,9 @@ def call(url: str, *, data: bytes | None = None, headers: dict | None = None, me
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def test_the_printed_curl_example_is_answered(base_url, demo_manifest):
+def test_the_printed_curl_example_is_answered(base_url, demo_dir, demo_manifest):
     # Given the curl the server prints at start
-    words = shlex.split(curl_example(base_url, DEMO_MODEL_DIR))
+    words = shlex.split(curl_example(base_url, demo_dir))
     body = words[words.index("-d") + 1]
     assert words[words.index("-X") + 1] == "POST" and words[words.index("-X") + 2] == f"{base_url}/predict"
     # When that body is posted
@@ -64,7 +63,8 @@ def test_model_and_errors_come_through_unchanged(base_url, demo_manifest):
     assert (status, answer["error"]["code"]) == (400, "invalid_json")
 
 
-def test_capture_lines_are_appended_to_a_file_for_make_drift(base_url, handler_app, demo_manifest, tmp_path):
+def test_capture_lines_are_appended_to_a_file_for_make_drift(base_url, handler_app, demo_dir, demo_manifest,
+                                                             tmp_path):
     # Given the capture file the local API tees the handler's capture lines into
     path = tmp_path / "drift" / "capture.jsonl"
     tee = CaptureFile(path)
@@ -80,8 +80,8 @@ def test_capture_lines_are_appended_to_a_file_for_make_drift(base_url, handler_a
     # Then the file holds one capture line per predicted request, which the drift report reads back
     lines = [parse_capture(text) for text in path.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 2 and all(line["mode"] == "binned" for line in lines)
-    manifest = read_manifest(DEMO_MODEL_DIR)
-    collected = counts_from_capture_file(path, read_profile(DEMO_MODEL_DIR, manifest))
+    manifest = read_manifest(demo_dir)
+    collected = counts_from_capture_file(path, read_profile(demo_dir, manifest))
     assert (collected.lines, collected.skipped) == (2, 0)
     assert collected.counts.rows == 2 * len(demo_manifest["example"]["instances"])
 
