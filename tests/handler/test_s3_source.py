@@ -25,7 +25,8 @@ from handler.config import S3ModelLocation
 from handler.errors import ModelLoadError
 from handler.loading import fetch_published_model
 from tests.handler.conftest import FakeS3, s3_environment
-from tests.helpers import BUCKET, DEMO_MODEL_DIR, REGION
+from tests.helpers import BUCKET, REGION
+from tests.models import demo
 from tests.helpers import PROJECT_ROOT, response_json
 
 
@@ -55,7 +56,7 @@ def replace_the_published_manifest(s3_client: Any, location: Any, body: bytes) -
 
 def reordered_manifest() -> bytes:
     """The demo manifest with its features reordered: the same artifact sha256, other predictions."""
-    manifest = json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())
+    manifest = json.loads((demo().model_dir / "manifest.json").read_text())
     return json.dumps({**manifest, "features": manifest["features"][::-1]}).encode()
 
 
