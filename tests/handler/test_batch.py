@@ -7,7 +7,6 @@ import io
 import json
 import tracemalloc
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,9 @@ from handler.batch_scoring import (
 from handler.config import Settings
 from handler.loading import LoadedModel, load_model
 from tests.helpers import REGION
+from toolkit.events import LambdaContext
 
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "batch"
-    memory_limit_in_mb: int = 1769
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:batch"
-    aws_request_id: str = "request-1"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,12 @@ from infra.constructs.batch import BatchScoring
 from tests.handler.test_batch import csv_bytes
 from tests.helpers import REGION
 from toolkit.batch import start
+from toolkit.events import LambdaContext
 
 IN_BUCKET, OUT_BUCKET = "batch-in", "batch-out"
 HANDLERS = {"handler.batch.plan_handler": batch.plan_handler,
             "handler.batch.score_range_handler": batch.score_range_handler,
             "handler.batch.summarize_handler": batch.summarize_handler}
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "batch"
-    memory_limit_in_mb: int = 1769
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:batch"
-    aws_request_id: str = "request-1"
 
 
 def asl(tiny_code: Any, function_arns: dict[str, str]) -> str:
