@@ -332,6 +332,11 @@ class Bundle:
                 f"  largest: {largest}\n"
                 f"  bytecode: {self.bytecode_modules} modules, compiled by {self.bytecode_compiler}")
 
+    def model_bytes(self) -> tuple[int, int]:
+        """The model's own files, unzipped and zipped: what grows with the model, not with the template."""
+        models = self.path / MODEL_DIR
+        return (tree_bytes(models), zipped_size(self.path, [models])) if models.is_dir() else (0, 0)
+
 
 def build_bundle(spec: BundleSpec, log: Log = stderr_log) -> Bundle:
     """Return the cached bundle for spec, building what is missing (seconds when only code changed)."""

@@ -97,7 +97,8 @@ def _parity(manifest: Manifest) -> str:
         return f"Served by {manifest.runtime}" + (f" ({manifest.runtime_fallback})." if manifest.runtime_fallback
                                                    else ".")
     parity = manifest.parity
-    return (f"ONNX parity with scikit-learn on {parity.rows} rows: largest difference {parity.max_abs_difference:.3g} "
+    return (f"ONNX parity with scikit-learn on {parity.rows} rows: largest difference {parity.max_abs_difference:.3g}"
+            f"{'' if parity.max_scaled_difference is None else f', scaled {parity.max_scaled_difference:.3g}'} "
             f"(tolerance {parity.tolerance:g}){', labels identical' if parity.labels_identical else ''}.")
 
 

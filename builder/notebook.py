@@ -101,9 +101,10 @@ def _parity_text(parity: Parity | None) -> str:
     if parity is None:
         return "not checked"
     verdict = "passed" if parity.passed else "missed"
-    relation = "<=" if parity.max_abs_difference <= parity.tolerance else ">"
+    relation = "<=" if parity.checked_difference <= parity.tolerance else ">"
+    measure = "|ONNX - scikit-learn|" if parity.max_scaled_difference is None else "|ONNX - scikit-learn| / max(1, |y|)"
     labels = {None: "", True: ", labels identical", False: ", labels differ"}[parity.labels_identical]
-    return (f"{verdict}: max |ONNX - scikit-learn| {parity.max_abs_difference:.2g} {relation} {parity.tolerance:g} "
+    return (f"{verdict}: max {measure} {parity.checked_difference:.2g} {relation} {parity.tolerance:g} "
             f"over {parity.rows} rows{labels}")
 
 

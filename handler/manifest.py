@@ -67,10 +67,17 @@ class Parity:
     max_abs_difference: float
     rows: int
     labels_identical: bool | None = None  # classifiers only
+    max_scaled_difference: float | None = None  # regressors only: max |difference| / max(1, |value|)
+
+    @property
+    def checked_difference(self) -> float:
+        """The figure held to the tolerance: scaled for regression values (a float32 sum near 250 is off by
+        ~1e-5 however exact the conversion), absolute for probabilities."""
+        return self.max_abs_difference if self.max_scaled_difference is None else self.max_scaled_difference
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_difference <= self.tolerance and self.labels_identical is not False
+        return self.checked_difference <= self.tolerance and self.labels_identical is not False
 
 
 @dataclass(frozen=True)
@@ -261,9 +268,9 @@ def _parity_from_dict(raw: Any) -> Parity:
     if unknown:
         raise ValueError(unknown[0].removeprefix("parity "))
     parity = Parity(**raw)
-    numbers = (parity.tolerance, parity.max_abs_difference)
+    numbers = (parity.tolerance, parity.max_abs_difference, parity.checked_difference)
     if not all(_is_number(number) and number >= 0 for number in numbers):
-        raise ValueError("tolerance and max_abs_difference must be numbers >= 0")
+        raise ValueError("tolerance, max_abs_difference and max_scaled_difference must be numbers >= 0")
     if type(parity.rows) is not int or parity.rows < 1:
         raise ValueError("rows must be a positive integer")
     if parity.labels_identical is not None and type(parity.labels_identical) is not bool:

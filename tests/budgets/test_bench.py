@@ -25,9 +25,9 @@ def results() -> Results:
                                     for size in sizes}, raw),
             "onnx": WarmLatency({size: Percentiles(0.62 * size ** 0.5, 0.86 * size ** 0.5, 40.0, 1000)
                                  for size in sizes}, raw)}
-    variants = [Variant("sklearn", Path("host-sklearn"), 251_881_586, 74_000_000, {"scipy": 101_665_243},
+    variants = [Variant("sklearn", Path("host-sklearn"), 251_881_586, 74_000_000, 180_000, 60_000, {"scipy": 101_665_243},
                         "1264 modules by pyodide 314.0.8"),
-                Variant("onnx", Path("host-onnx"), 86_700_000, 30_000_000, {"numpy": 46_523_256},
+                Variant("onnx", Path("host-onnx"), 86_700_000, 30_000_000, 1_250_000, 400_000, {"numpy": 46_523_256},
                         "548 modules by pyodide 314.0.8")]
     checks = [Check("onnx cold start / naive floor", 0.054, 0.06, "×", "a small fraction of a naive start")]
     return Results("arm64", "3.14", floors, cold, warm, variants, checks)
@@ -47,6 +47,7 @@ def test_the_table_sets_each_runtime_beside_the_three_floors_and_lambdas_limits(
     assert rows["ratio to hello world"][3:] == ["11.82", "1.50"]
     assert rows["warm 1 row(s) p50 (ms)"] == ["5.90", "0.62"]
     assert rows["bundle unzipped (MB)"] == ["251.9", "86.7", "262.1"]
+    assert rows["of which the model's files"] == ["0.2", "1.2"]
     assert "bytecode shipped (onnx): 548 modules by pyodide 314.0.8" in lines
 
 

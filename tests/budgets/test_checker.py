@@ -58,11 +58,24 @@ def test_the_compact_runtime_is_held_to_both_floors():
 
 
 def test_a_report_without_broken_budgets_names_no_contributors():
-    checks = size_checks(BUDGETS, "sklearn", "arm64", 100_000_000, 30_000_000)
+    checks = size_checks(BUDGETS, "sklearn", "arm64", unzipped_bytes=100_000_000, zipped_bytes=30_000_000,
+                         model_unzipped=0, model_zipped=0)
     text = report(checks, ["scipy 101 MB"])
     assert all(check.ok for check in checks)
-    assert "ok   sklearn arm64 bundle unzipped: 100,000,000 bytes (budget 252,144,000 bytes)" in text
+    assert "ok   sklearn arm64 bundle unzipped, model aside: 100,000,000 bytes (budget 252,144,000 bytes)" in text
     assert "contributors" not in text
+
+
+def test_the_models_own_files_count_only_against_lambdas_limit():
+    # Given a bundle whose template part fits its budget, with a 40 MB forest beside it
+    checks = {check.name: check for check in size_checks(
+        BUDGETS, "onnx", "arm64", unzipped_bytes=130_000_000, zipped_bytes=50_000_000,
+        model_unzipped=40_000_000, model_zipped=20_000_000)}
+    # Then the budget sees the template's 90 MB, and Lambda's limit the whole bundle
+    assert checks["onnx arm64 bundle unzipped, model aside"].measured == 90_000_000
+    assert checks["onnx arm64 bundle zipped, model aside"].measured == 30_000_000
+    whole = checks["onnx arm64 whole bundle unzipped, model included"]
+    assert (whole.measured, whole.limit) == (130_000_000, LAMBDA_UNZIPPED_LIMIT) and whole.ok
 
 
 def test_warm_checks_cover_overhead_and_every_batch_size():
@@ -77,9 +90,20 @@ def test_warm_checks_cover_overhead_and_every_batch_size():
 
 def test_the_compact_runtime_is_held_to_its_median_against_scikit_learn():
     handler = {1: Percentiles(p50=0.2, p99=0.3, max=1.0, count=10)}
-    raw = {1: Percentiles(p50=5.0, p99=10.0, max=12.0, count=10)}
+    raw = {1: Percentiles(p50=10.0, p99=14.0, max=16.0, count=10)}
     (ratio, *_) = warm_checks(BUDGETS, "onnx", WarmLatency(handler, raw))
-    assert (ratio.name, ratio.measured) == ("onnx warm 1-row p50 / raw scikit-learn p50", 0.2 / 5.0)
+    assert (ratio.name, ratio.measured) == ("onnx warm 1-row p50 / raw scikit-learn p50", 0.2 / 10.0)
+
+
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_a_model_predicting_in_microseconds_counts_as_the_raw_floor(runtime):
+    # Given a tiny linear model scikit-learn predicts in 0.1 ms
+    floor = BUDGETS["warm"]["ratio_to_raw_sklearn"][runtime]["raw_floor_ms"]
+    handler = {1: Percentiles(p50=floor / 10, p99=floor / 5, max=floor, count=10)}
+    raw = {1: Percentiles(p50=0.1, p99=0.2, max=0.3, count=10)}
+    # Then the handler's time is held against the floor, not against the 0.1 ms
+    (ratio, *_) = warm_checks(BUDGETS, runtime, WarmLatency(handler, raw))
+    assert ratio.measured == pytest.approx(0.1) and ratio.ok
 
 
 def test_percentiles_are_in_milliseconds():

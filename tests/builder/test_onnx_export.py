@@ -16,12 +16,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from handler.manifest import Feature, read_manifest, sha256_file
+from handler.manifest import Feature, Parity, read_manifest, sha256_file
 from tests.models import demo
 from tests.models import (ARRAY_FEATURES, FEATURES, Case, CliResult, MajorityClassifier, doubled,
                                     fitted_case, frame_pipeline, packaged, tree_snapshot)
 from builder.artifacts import MARKER_FILE
-from builder.onnx_export import DEFAULT_TOLERANCE, EDGE_BASE_ROWS, OnnxRefused, convert, edge_values
+from builder.onnx_export import (DEFAULT_TOLERANCE, EDGE_BASE_ROWS, OnnxRefused, compare, convert, edge_values,
+                                 parity_miss)
 from builder.errors import PackagingError
 
 RunCli = Callable[[list[str]], CliResult]
@@ -87,8 +88,32 @@ def test_a_convertible_model_is_served_by_onnx_with_its_parity(case_name: str, r
     features = read_manifest(tmp_path / "out").features
     edge_rows = EDGE_BASE_ROWS * sum(len(edge_values(feature)) for feature in features)
     assert parity["rows"] == len(pd.read_csv(case.sample)) + edge_rows
-    assert 0 < parity["max_abs_difference"] <= parity["tolerance"] == DEFAULT_TOLERANCE
+    assert 0 < Parity(**parity).checked_difference <= parity["tolerance"] == DEFAULT_TOLERANCE
     assert parity.get("labels_identical") is (True if manifest["task"] == "classification" else None)
+    assert ("max_scaled_difference" in parity) is (manifest["task"] == "regression")
+
+
+@pytest.mark.parametrize(("value", "onnx_value", "passed"), [
+    (250.0, 250.0 + 1.83e-5, True),  # float32 rounding of a large prediction: 7.3e-8 of its size
+    (-3000.0, -3000.0 - 0.02, True),  # 6.7e-6 of its size
+    (-3000.0, -3000.0 - 0.05, False),  # 1.7e-5 of its size
+    (0.5, 0.5 + 2e-5, False),  # values under 1 are held to the absolute difference
+    (0.5, 0.5 + 9e-6, True),
+])
+def test_regression_values_are_held_to_the_tolerance_relative_to_their_size(value: float, onnx_value: float,
+                                                                             passed: bool) -> None:
+    parity = compare([{"value": value}], [{"value": onnx_value}], tolerance=1e-5)
+    assert parity.max_abs_difference == pytest.approx(abs(onnx_value - value))
+    assert parity.max_scaled_difference == pytest.approx(abs(onnx_value - value) / max(1.0, abs(value)))
+    assert parity.passed is passed
+
+
+def test_probabilities_are_held_to_the_absolute_tolerance() -> None:
+    expected = [{"label": "yes", "probabilities": {"no": 0.25, "yes": 0.75}}]
+    actual = [{"label": "yes", "probabilities": {"no": 0.25 - 2e-5, "yes": 0.75 + 2e-5}}]
+    parity = compare(expected, actual, tolerance=1e-5)
+    assert parity.max_scaled_difference is None and not parity.passed
+    assert parity_miss(parity).startswith("parity_miss: max abs difference 2e-05")
 
 
 def test_the_export_is_reproducible(classifier_case: Case, tmp_path: Path) -> None:
