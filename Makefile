@@ -55,8 +55,8 @@ test: $(DEV_STAMP) node_modules/.installed ## run every test layer
 model: $(BUILD_STAMP) ## rebuild the demo model and package it into model_artifacts/
 	$(PY) -m builder.demo_model
 
-score: $(BUILD_STAMP) model_artifacts/manifest.json ## score a file: make score INPUT=in.csv OUTPUT=out.csv [ID_COLUMN=id]
-	$(PY) -m toolkit.score --input $(INPUT) --output $(OUTPUT) $(if $(ID_COLUMN),--id-column $(ID_COLUMN))
+score: $(BUILD_STAMP) model_artifacts/manifest.json ## score a file: make score INPUT=in.csv OUTPUT=out.csv [ID_COLUMN=id] [WORKERS=n]
+	$(PY) -m toolkit.score --input $(INPUT) --output $(OUTPUT) $(if $(ID_COLUMN),--id-column $(ID_COLUMN)) $(if $(WORKERS),--workers $(WORKERS))
 
 bench: $(DEV_STAMP) model_artifacts/manifest.json ## measure cold start, latency and size against budgets.toml, then batch throughput
 	$(PY) -m toolkit.bench

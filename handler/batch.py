@@ -26,6 +26,7 @@ from handler.batch_scoring import (
     BLOCK_BYTES,
     MAX_LINE_BYTES,
     BatchInputError,
+    CountMismatch,
     Counts,
     Layout,
     batch_threads,
@@ -47,10 +48,6 @@ INPUT_BUCKET, INPUT_PREFIX = "BATCH_INPUT_BUCKET", "BATCH_INPUT_PREFIX"
 OUTPUT_BUCKET, OUTPUT_PREFIX = "BATCH_OUTPUT_BUCKET", "BATCH_OUTPUT_PREFIX"
 PART_MB = "BATCH_PART_MB"
 PLAN_FILE, SUMMARY_FILE = "plan.json", "summary.json"
-
-
-class CountMismatch(RuntimeError):
-    """A part, or the whole run, does not account for every input row."""
 
 
 SERVICE_NAME, METRICS_NAMESPACE = observability_names(os.environ)

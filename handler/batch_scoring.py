@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from handler.columns import ColumnValidator
+from handler.columns import PADDING, Cells, ColumnValidator
 from handler.loading import LoadedModel
 from handler.manifest import Manifest
 from handler.predictors.base import PredictionArrays, UnscorableInput, ValidatedBatch
@@ -56,6 +56,13 @@ class BatchInputError(ValueError):
         super().__init__(f"{cause}: {detail}")
         self.cause = cause
         self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, re-raised in the caller
+        return type(self), (self.cause, self.detail)
+
+
+class CountMismatch(RuntimeError):
+    """A part, or the whole run, does not account for every input row."""
 
 
 @dataclass
@@ -209,7 +216,8 @@ class _BlockParser:
                                           len(rows))
         for position, found in result.problems.items():
             problems[int(rows[position])] = found
-        ids = None if id_position is None else list(itertools.compress(cells[id_position], result.valid.tolist()))
+        ids = (None if id_position is None
+               else list(itertools.compress(cells[id_position].texts(), result.valid.tolist())))
         return _Block(first_row, lines, rows[result.valid], result.columns, ids, problems, result.unknown_categories)
 
     def _json_lines(self, data: bytes, first_row: int) -> _Block:
@@ -221,54 +229,51 @@ class _BlockParser:
 
 
 def _csv_cells(data: bytes, width: int, positions: list[int],
-               ) -> tuple[np.ndarray, dict[int, list[str]], dict[int, list[str]], int]:
+               ) -> tuple[np.ndarray, dict[int, Cells], dict[int, list[str]], int]:
     """The cells at `positions` of every line that is a CSV record of `width` fields; the problems of the rest.
 
-    Returns (indices of those lines, cells per position, problems per line index, number of lines). A line
-    without quotes or carriage returns holding width - 1 commas is split on its commas, all such lines at once;
-    only the other lines go through the csv module, one at a time.
+    Returns (indices of those lines, Cells per position, problems per line index, number of lines). A line
+    without quotes or carriage returns holding width - 1 commas is cut at its commas, all such lines at once and
+    without a Python object per cell; only the other lines go through the csv module, one at a time.
     """
-    bytes_ = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(bytes_ == NEWLINE)
-    separators = bytes_[(bytes_ == COMMA) | (bytes_ == NEWLINE)]
-    fields = np.diff(np.flatnonzero(separators == NEWLINE), prepend=-1)
-    plain = (fields == width) & (np.diff(newlines, prepend=-1) > 1)  # and not empty
+    buffer = np.frombuffer(data + PADDING, dtype=np.uint8)
+    bytes_ = buffer[:len(data)]
+    separators = np.flatnonzero((bytes_ == COMMA) | (bytes_ == NEWLINE))
+    ends_line = bytes_[separators] == NEWLINE
+    newlines = separators[ends_line]
+    line_of = np.cumsum(ends_line) - ends_line  # each separator's line (a newline belongs to the line it ends)
+    line_starts = np.concatenate([[0], newlines[:-1] + 1]).astype(np.intp)
+    plain = (np.bincount(line_of, minlength=len(newlines)) == width) & (newlines > line_starts)  # and not empty
     if b'"' in data or b"\r" in data:
         plain[np.searchsorted(newlines, np.flatnonzero((bytes_ == QUOTE) | (bytes_ == CARRIAGE_RETURN)))] = False
     try:
-        text: str | None = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and plain.all():
-        flat = text.replace("\n", ",").split(",")
-        flat.pop()  # after the last line's newline
-        return np.arange(len(newlines)), {p: flat[p::width] for p in positions}, {}, len(newlines)
-    lines: list[str | None] = (text.split("\n") if text is not None
-                               else [_utf8_or_none(line) for line in data.split(b"\n")])
-    lines.pop()
-    plain &= np.array([line is not None for line in lines], dtype=bool)
-    flat = ",".join(itertools.compress(lines, plain.tolist())).split(",") if plain.any() else []
+        data.decode("utf-8")
+    except UnicodeDecodeError:  # judge line by line: only the lines that are not UTF-8 are rejected for it
+        plain &= np.array([_utf8_or_none(data[start:end]) is not None
+                           for start, end in zip(line_starts.tolist(), newlines.tolist())], dtype=bool)
+    plain_rows = np.flatnonzero(plain)
+    bounds = separators[plain[line_of]].reshape(-1, width)  # each plain line's commas and its newline
+    starts = np.column_stack([line_starts[plain_rows], bounds[:, :-1] + 1])
+    cells = {position: Cells(buffer, starts[:, position], bounds[:, position]) for position in positions}
     problems: dict[int, list[str]] = {}
     records: dict[int, list[str]] = {}
     for index in np.flatnonzero(~plain).tolist():
-        verdict = _csv_line(lines[index], width)
+        verdict = _csv_line(_utf8_or_none(data[line_starts[index]:newlines[index]]), width)
         if isinstance(verdict, str):
             problems[index] = [verdict]
         else:
             records[index] = verdict
-    plain_rows = np.flatnonzero(plain)
     if not records:
-        return plain_rows, {p: flat[p::width] for p in positions}, problems, len(lines)
+        return plain_rows, cells, problems, len(newlines)
     record_rows = np.array(list(records), dtype=np.intp)
-    rows = np.sort(np.concatenate([plain_rows, record_rows]))
-    cells = {}
+    order = np.argsort(np.concatenate([plain_rows, record_rows]), kind="stable")
     for position in positions:  # the plain lines' cells and the csv module's records, merged in line order
-        column = np.empty(len(rows), dtype=object)
-        column[np.searchsorted(rows, plain_rows)] = np.array(flat[position::width], dtype=object)
-        column[np.searchsorted(rows, record_rows)] = np.array([record[position] for record in records.values()],
-                                                                dtype=object)
-        cells[position] = column.tolist()
-    return rows, cells, problems, len(lines)
+        parsed = Cells.of([record[position] for record in records.values()])
+        offset = len(buffer)
+        cells[position] = Cells(np.concatenate([buffer, parsed.buffer]),
+                                np.concatenate([cells[position].starts, parsed.starts + offset])[order],
+                                np.concatenate([cells[position].ends, parsed.ends + offset])[order])
+    return np.sort(np.concatenate([plain_rows, record_rows])), cells, problems, len(newlines)
 
 
 def _utf8_or_none(line: bytes) -> str | None:

@@ -2,10 +2,11 @@
 
 Each job runs in a fresh interpreter so its peak RSS (VmHWM) is its own. The two jobs alternate on the same
 file (batch, naive, batch, naive, ...) and each figure is the median of the repeats, so a noisy machine slows both.
-The batch job predicts `threads` blocks at once (BATCH_THREADS, default every CPU); the naive job uses what
-pandas and scikit-learn use by default (one thread for this pipeline).
+The batch job scores byte ranges in `workers` processes (default every CPU), as `make score` does and as the
+deployed batch gives each range its own Lambda; the naive job uses what pandas and scikit-learn use by default
+(one thread for this pipeline). Both figures include starting the interpreter and loading the model.
 
-    python -m toolkit.batch_bench [--model-dir model_artifacts] [--rows 100000 1000000] [--repeats 3] [--threads N]
+    python -m toolkit.batch_bench [--model-dir model_artifacts] [--rows 100000 1000000] [--repeats 3] [--workers N]
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from handler.batch_scoring import batch_threads
 from handler.config import DEFAULT_MODEL_DIR
 from handler.manifest import read_manifest
 
@@ -29,7 +29,7 @@ JOBS = ("batch", "naive")
 # Runs in a fresh interpreter: the job, then its rows, wall time and peak RSS as JSON on the last line.
 _JOB = """
 import json, re, resource, sys, time
-kind, model_dir, source, output, threads = sys.argv[1:6]
+kind, model_dir, source, output, workers = sys.argv[1:6]
 started = time.perf_counter()
 if kind == "batch":
     from pathlib import Path
@@ -37,7 +37,7 @@ if kind == "batch":
     from handler.loading import load_model
     from toolkit.score import score_file
     model = load_model(Settings(model_dir=Path(model_dir)))
-    rows = score_file(model, Path(source), Path(output), threads=int(threads)).rows_in
+    rows = score_file(model, Path(source), Path(output), workers=int(workers)).rows_in
 else:
     import joblib, pandas
     manifest = json.load(open(model_dir + "/manifest.json"))
@@ -54,23 +54,27 @@ try:  # VmHWM starts afresh at exec; ru_maxrss would keep the bench's own peak, 
     peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))
 except OSError:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
+worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest worker process (0 if none ran)
+print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": max(peak_kb, worker_kb) / 1024,
+                  "total_rss_mb": (peak_kb + (int(workers) - 1) * worker_kb) / 1024}))
 """ % NAIVE_CHUNK_ROWS
 
 
 @dataclass(frozen=True)
 class JobFigures:
-    """One job on one file: the median rows/s of its runs and its highest peak RSS."""
+    """One job on one file: the median rows/s of its runs, the highest peak RSS of any of its processes, and of
+    all of them together (every worker counted at the largest worker's peak)."""
 
     rows_per_second: float
     peak_rss_mb: float
+    total_rss_mb: float
 
 
 @dataclass(frozen=True)
 class BatchThroughput:
     """Both jobs per file size (rows), measured alternately in one run."""
 
-    threads: int
+    workers: int
     repeats: int
     batch: dict[int, JobFigures]
     naive: dict[int, JobFigures]
@@ -81,13 +85,13 @@ class BatchThroughput:
 
     def table(self) -> list[str]:
         """Lines of a table: rows, job, rows/s, peak RSS, and the ratio on each batch line."""
-        lines = [f"{'rows':>10} {'job':>6} {'rows/s':>10} {'peak RSS MB':>12} {'x naive':>8}"]
+        lines = [f"{'rows':>10} {'job':>6} {'rows/s':>10} {'peak RSS MB':>12} {'all processes':>14} {'x naive':>8}"]
         for rows in self.batch:
             for kind, figures in (("batch", self.batch[rows]), ("naive", self.naive[rows])):
                 ratio = f"{self.ratio(rows):>8.2f}" if kind == "batch" else ""
                 lines.append(f"{rows:>10,} {kind:>6} {figures.rows_per_second:>10,.0f} "
-                             f"{figures.peak_rss_mb:>12,.0f} {ratio}")
-        lines.append(f"batch: {self.threads} prediction thread(s); medians of {self.repeats} alternating runs")
+                             f"{figures.peak_rss_mb:>12,.0f} {figures.total_rss_mb:>14,.0f} {ratio}")
+        lines.append(f"batch: {self.workers} worker process(es); medians of {self.repeats} alternating runs")
         return lines
 
 
@@ -106,20 +110,20 @@ def demo_csv(path: Path, rows: int, feature_names: list[str]) -> Path:
     return path
 
 
-def run_job(kind: str, model_dir: Path, source: Path, output: Path, threads: int) -> dict[str, float]:
+def run_job(kind: str, model_dir: Path, source: Path, output: Path, workers: int) -> dict[str, float]:
     """One job in a fresh interpreter: rows, seconds, rows/s and peak RSS in MB."""
     output.unlink(missing_ok=True)
     finished = subprocess.run([sys.executable, "-c", _JOB, kind, str(model_dir), str(source), str(output),
-                               str(threads)], check=True, capture_output=True, text=True,
+                               str(workers)], check=True, capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parent.parent)
     result = json.loads(finished.stdout.strip().splitlines()[-1])
     return {**result, "rows_per_second": result["rows"] / result["seconds"]}
 
 
 def batch_throughput(model_dir: Path = DEFAULT_MODEL_DIR, sizes: tuple[int, ...] = (100_000, 1_000_000),
-                     repeats: int = 3, threads: int | None = None) -> BatchThroughput:
+                     repeats: int = 3, workers: int | None = None) -> BatchThroughput:
     """Both jobs on the same generated CSV of demo rows per size, alternating, `repeats` times each."""
-    threads = threads or batch_threads(os.environ)
+    workers = workers or os.cpu_count() or 1
     manifest = read_manifest(model_dir)
     figures: dict[str, dict[int, JobFigures]] = {kind: {} for kind in JOBS}
     with tempfile.TemporaryDirectory() as work:
@@ -128,13 +132,14 @@ def batch_throughput(model_dir: Path = DEFAULT_MODEL_DIR, sizes: tuple[int, ...]
             runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in JOBS}
             for _ in range(repeats):
                 for kind in JOBS:
-                    runs[kind].append(run_job(kind, model_dir, source, Path(work) / f"{kind}.csv", threads))
+                    runs[kind].append(run_job(kind, model_dir, source, Path(work) / f"{kind}.csv", workers))
             for kind in JOBS:
                 figures[kind][rows] = JobFigures(
                     rows_per_second=statistics.median(run["rows_per_second"] for run in runs[kind]),
-                    peak_rss_mb=max(run["peak_rss_mb"] for run in runs[kind]))
+                    peak_rss_mb=max(run["peak_rss_mb"] for run in runs[kind]),
+                    total_rss_mb=max(run["total_rss_mb"] for run in runs[kind]))
             source.unlink()
-    return BatchThroughput(threads=threads, repeats=repeats, batch=figures["batch"], naive=figures["naive"])
+    return BatchThroughput(workers=workers, repeats=repeats, batch=figures["batch"], naive=figures["naive"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, help="batch prediction threads (default: BATCH_THREADS, or every CPU)")
+    parser.add_argument("--workers", type=int, help="batch worker processes (default: every CPU)")
     args = parser.parse_args(argv)
-    result = batch_throughput(args.model_dir, tuple(args.rows), args.repeats, args.threads)
+    result = batch_throughput(args.model_dir, tuple(args.rows), args.repeats, args.workers)
     print("\n".join(result.table()))
     return 0
 

@@ -28,7 +28,15 @@ class PredictionArrays:
     @property
     def best(self) -> np.ndarray:
         """Index of the most probable class per row (the first one on a tie)."""
-        return np.argmax(self.probabilities, axis=1)
+        # a pass per class: argmax along a short axis of a million rows is ~10x slower
+        probabilities = self.probabilities
+        best = np.zeros(len(probabilities), dtype=np.intp)
+        top = probabilities[:, 0]
+        for column in range(1, probabilities.shape[1]):
+            better = probabilities[:, column] > top
+            best[better] = column
+            top = np.where(better, probabilities[:, column], top)
+        return best
 
 
 class UnscorableInput(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handler.columns import ColumnValidator, decode_cell
+from handler.columns import Cells, ColumnValidator, decode_cell
 from handler.config import Settings
 from handler.errors import ApiError
 from handler.manifest import Feature, read_manifest
@@ -33,7 +33,10 @@ FEATURES = [
 CELLS = ["", " ", "0", "1", "-7", "+3", "2.5", "1e3", "1E-2", "1_000", " 42 ", "١٢", "0x10", "nan", "NaN", "-inf",
          "Infinity", "1e400", "1e15", "1000000000000001", "-1e16", "3.0", "true", "False", " TRUE ", "yes", "red",
          "blue", "Red", "round", "square", "oval", "a" * MAX_STRING_LENGTH, "a" * (MAX_STRING_LENGTH + 1), "é",
-         "\x00", "null", '"'] + ["red"] * 8 + ["12.5"] * 8
+         "\x00", "null", '"', "red\x00", "\x00red",
+         # the plain-decimal reader's edges: what it reads must equal float(), the rest goes to float() itself
+         "-0", "007", "5.", ".5", "-.5", "0.1", "0.3", "999999999999999", "99999999999999.9", "0.000000000000001",
+         "12345678.9012345", "-", ".", "-.", "1.2.3", "--1", "1-", "2.-5", "9007199254740993"] + ["red"] * 8 + ["12.5"] * 8
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def test_every_cell_gets_the_api_verdict(validators: tuple[RequestValidator, Col
     rows = [{feature.name: rng.choice(CELLS) for feature in FEATURES} for _ in range(3000)]
     rows += [{feature.name: cell for feature in FEATURES} for cell in CELLS]
     # When the column validator checks them all at once
-    result = columns.validate({f.name: [row[f.name] for row in rows] for f in FEATURES}, len(rows))
+    result = columns.validate({f.name: Cells.of([row[f.name] for row in rows]) for f in FEATURES}, len(rows))
     # Then every row has the API's problems, word for word, or the API's values
     kept = itertools.count()
     unknown = 0
@@ -85,7 +88,31 @@ def test_every_cell_gets_the_api_verdict(validators: tuple[RequestValidator, Col
 def test_a_column_of_clean_numbers_takes_the_vectorised_path(
         validators: tuple[RequestValidator, ColumnValidator]) -> None:
     _, columns = validators
-    cells = {f.name: [{"integer": "3", "number": "2.5", "boolean": "true"}.get(f.type, "red")] * 5 for f in FEATURES}
+    cells = {f.name: Cells.of([{"integer": "3", "number": "2.5", "boolean": "true"}.get(f.type, "red")] * 5)
+             for f in FEATURES}
     result = columns.validate(cells, 5)
     assert not result.problems
     assert result.columns["count"].tolist() == [3.0] * 5
+
+
+def test_plain_decimals_read_as_float_reads_them_bit_for_bit(
+        validators: tuple[RequestValidator, ColumnValidator]) -> None:
+    # Given 20,000 decimals of every length the vectorised reader takes: up to 15 digits, signs, points anywhere
+    _, columns = validators
+    rng = random.Random(7)
+    texts = []
+    for _ in range(20_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 15)))
+        point = rng.randint(0, len(digits))
+        texts.append(rng.choice(["", "-"]) + digits[:point] + rng.choice([".", ""]) + digits[point:])
+    # When they are validated as one column
+    cells = {f.name: Cells.of(texts if f.name == "maybe_amount" else ["1"] * len(texts)) for f in FEATURES
+             if f.type in ("integer", "number")}
+    cells |= {f.name: Cells.of(["red"] * len(texts)) for f in FEATURES if f.name not in cells}
+    cells |= {"flag": Cells.of(["true"] * len(texts)), "maybe_flag": Cells.of([""] * len(texts))}
+    result = columns.validate(cells, len(texts))
+    # Then each value is the float Python's float() gives, to the last bit (and the sign of zero)
+    assert not result.problems
+    got = result.columns["maybe_amount"].tolist()
+    assert got == [float(text) for text in texts]
+    assert [math.copysign(1, value) for value in got] == [math.copysign(1, float(text)) for text in texts]

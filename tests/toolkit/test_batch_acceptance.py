@@ -56,9 +56,9 @@ def test_a_million_rows_with_one_percent_malformed_lose_nothing(demo_dir: Path, 
             cells = [f"c{row}", *customers[row % len(customers)]]
             line = MALFORMED[row % len(MALFORMED)](cells) if row in malformed else ",".join(cells).encode()
             stream.write(line + b"\n")
-    # When the local command's batch code scores it
+    # When the local command's batch code scores it, as `make score` does: byte ranges in two worker processes
     output = tmp_path / "scored.csv"
-    counts = score_file(model, source, output, id_column=ID_COLUMN, threads=2)
+    counts = score_file(model, source, output, id_column=ID_COLUMN, workers=2)
     # Then every row is in exactly one of the output and the rejects, and the rejects are the malformed rows
     with output.open(encoding="utf-8", newline="") as stream:
         scored = {int(record[0]): record for record in list(csv.reader(stream))[1:]}
