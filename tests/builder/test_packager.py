@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -515,6 +515,16 @@ def test_an_empty_directory_is_filled_and_marked(classifier_case: Case, tmp_path
     assert (out_dir / MARKER_FILE).is_file() and (out_dir / "manifest.json").is_file()
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, also when the suite started with SIGINT ignored (a
+    background job of a non-interactive shell inherits it ignored, and Python then installs no handler)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_signal_during_the_swap_is_held_until_the_new_output_is_in_place(published: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a staged output, and Ctrl-C arriving between the two renames of the swap
@@ -562,6 +572,7 @@ def test_a_swap_killed_between_its_renames_is_recovered_by_the_next_run(publishe
     assert [path.name for path in published.parent.iterdir()] == ["model_artifacts"]
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_print_one_line_and_leave_no_scratch(
         signal_number: int, status: int, classifier_case: Case, published: Path, run_cli: RunCli,
