@@ -1,9 +1,11 @@
 """Package a fitted estimator from a notebook: in-memory objects in, the packager's own run, a summary out.
 
 `package()` saves the estimator with joblib and the frames as CSV files in a temporary directory, then
-runs `python -m builder.packager` on those files in a fresh interpreter, so the manifest is the one the
-CLI writes, byte for byte (a pickle's bytes depend on which strings the process interned before loading
-it, so packaging inside a notebook's long-lived process could pin other bytes). That interpreter is this
+runs `python -m builder.packager` on those files in a fresh interpreter: the same code path as the CLI,
+and the same manifest as the CLI on that saved file (a pickle's bytes depend on which strings the process
+interned before loading it, so packaging inside a notebook's long-lived process could pin other bytes).
+Against a CLI run on the model's original file, `sklearn_sha256` can differ for models whose pickle changes
+on a load/dump cycle (a RandomForest's does): each manifest pins the bytes it wrote. That interpreter is this
 one when it holds the `build` group's pins (the project's `.venv` as a Jupyter kernel), else the project's
 `.venv/bin/python`: from a notebook kernel with its own scikit-learn, a model pickled there is packaged
 in an export environment of that version, as the CLI does.
