@@ -217,7 +217,7 @@ class _BlockParser:
         for position, found in result.problems.items():
             problems[int(rows[position])] = found
         ids = (None if id_position is None
-               else list(itertools.compress(cells[id_position].texts(), result.valid.tolist())))
+               else [cells[id_position].text(index) for index in np.flatnonzero(result.valid).tolist()])
         return _Block(first_row, lines, rows[result.valid], result.columns, ids, problems, result.unknown_categories)
 
     def _json_lines(self, data: bytes, first_row: int) -> _Block:
@@ -265,15 +265,15 @@ def _csv_cells(data: bytes, width: int, positions: list[int],
             records[index] = verdict
     if not records:
         return plain_rows, cells, problems, len(newlines)
-    record_rows = np.array(list(records), dtype=np.intp)
-    order = np.argsort(np.concatenate([plain_rows, record_rows]), kind="stable")
+    rows = np.concatenate([plain_rows, np.array(list(records), dtype=np.intp)])
+    order = np.argsort(rows, kind="stable")
     for position in positions:  # the plain lines' cells and the csv module's records, merged in line order
         parsed = Cells.of([record[position] for record in records.values()])
         offset = len(buffer)
         cells[position] = Cells(np.concatenate([buffer, parsed.buffer]),
                                 np.concatenate([cells[position].starts, parsed.starts + offset])[order],
                                 np.concatenate([cells[position].ends, parsed.ends + offset])[order])
-    return np.sort(np.concatenate([plain_rows, record_rows])), cells, problems, len(newlines)
+    return rows[order], cells, problems, len(newlines)
 
 
 def _utf8_or_none(line: bytes) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -63,14 +64,14 @@ class Cells:
     def of(cls, texts: Sequence[str]) -> Cells:
         """Cells holding these texts (for rows the csv module parsed, and for tests)."""
         encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
-        ends = np.cumsum([len(data) for data in encoded], dtype=np.intp)
-        return cls(np.frombuffer(b"".join(encoded) + PADDING, dtype=np.uint8), ends - [len(data) for data in encoded],
-                   ends)
+        lengths = np.array([len(data) for data in encoded], dtype=np.intp)
+        ends = np.cumsum(lengths)
+        return cls(np.frombuffer(b"".join(encoded) + PADDING, dtype=np.uint8), ends - lengths, ends)
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    @property
+    @cached_property
     def widths(self) -> np.ndarray:
         return self.ends - self.starts
 

@@ -222,13 +222,13 @@ def _score_in_workers(model: LoadedModel, source: Path, output: Path, spans: lis
                                 initargs=(model.settings, progress, next_part)) as pool:
         job = _Job(source, Path(part_dir), _first_rows(source, spans, header is not None), header, id_column,
                    threads)
+        show = bar and (lambda: bar.update(sum(progress[0::2]), sum(progress[1::2])))
         helpers = [pool.submit(_worker_drain, job) for _ in range(workers - 1)]
-        done = _drain(model, job, progress, next_part,
-                      bar and (lambda: bar.update(sum(progress[0::2]), sum(progress[1::2]))))
+        done = _drain(model, job, progress, next_part, show)
         while not all(helper.done() for helper in helpers):  # the last parts, still scored by others
             wait(helpers, timeout=PROGRESS_INTERVAL_SECONDS)
-            if bar:
-                bar.update(sum(progress[0::2]), sum(progress[1::2]))
+            if show:
+                show()
         for helper in helpers:
             done += helper.result()  # a worker's failure raises here
         total = Counts()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -143,14 +144,19 @@ def test_a_script_outside_the_repository_writes_the_manifest_the_cli_writes(memb
     assert "runtime" in script.stdout and json.loads(written[0])["sha256"][:12] in script.stdout
 
 
-@pytest.mark.slow
-def test_another_python_hands_the_packaging_to_the_projects_venv(members, tmp_path, monkeypatch):
-    # Given an interpreter without the build pins, and a project Python (a launcher of this one's CLI)
+def hand_packaging_to_a_project_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This interpreter lacks the build pins; the project's Python is a launcher of this one."""
     launcher = tmp_path / "venv-python"
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
     launcher.chmod(0o755)
     monkeypatch.setattr(builder.notebook, "build_pin_mismatch", lambda: "scikit-learn is 1.6.1")
     monkeypatch.setattr(builder.notebook, "PROJECT_PYTHON", launcher)
+
+
+@pytest.mark.slow
+def test_another_python_hands_the_packaging_to_the_projects_venv(members, tmp_path, monkeypatch):
+    # Given an interpreter without the build pins, and a project Python (a launcher of this one's CLI)
+    hand_packaging_to_a_project_python(tmp_path, monkeypatch)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     sample = members.head(100)
     # (A linear model: a tree's pickle differs between processes, its node arrays hold uninitialised padding.)
@@ -169,11 +175,7 @@ def test_another_python_hands_the_packaging_to_the_projects_venv(members, tmp_pa
 
 @pytest.mark.slow
 def test_a_refusal_from_the_projects_venv_is_one_packaging_error(members, tmp_path, monkeypatch):
-    launcher = tmp_path / "venv-python"
-    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
-    launcher.chmod(0o755)
-    monkeypatch.setattr(builder.notebook, "build_pin_mismatch", lambda: "scikit-learn is 1.6.1")
-    monkeypatch.setattr(builder.notebook, "PROJECT_PYTHON", launcher)
+    hand_packaging_to_a_project_python(tmp_path, monkeypatch)
     with pytest.raises(PackagingError, match=r"^model .* holds a dict, not an estimator with predict$"):
         package({"not": "a model"}, members.head(20), name="m", version="1", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()
