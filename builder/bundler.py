@@ -70,16 +70,19 @@ class Unused:
 # `import onnxruntime` and an InferenceSession need none of them (the host bundle test proves it).
 # libonnxruntime.so is the C API library for native callers: the Python binding carries its own
 # copy of the runtime and never loads it (no DT_NEEDED entry, no dlopen), so a third of the package goes.
+# numpy's and scipy's compiled test helpers (numpy/_core/_umath_tests, scipy/_lib/_test_ccallback...) are
+# imported by their test suites only, which the slimming already removes.
+TEST_EXTENSIONS = ("numpy/_core/_*_tests.*.so", "scipy/*/_test_*.*.so")
 UNUSED_AT_RUN_TIME = {
     "onnx": Unused(directories=("onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization",
                                 "onnxruntime/backend", "onnxruntime/datasets"),
-                   files=("onnxruntime/capi/libonnxruntime.so*",),
+                   files=("onnxruntime/capi/libonnxruntime.so*", *TEST_EXTENSIONS),
                    distributions=("flatbuffers", "protobuf", "packaging")),
     # scikit-learn's example datasets (load_iris, the sample images) are for tutorials; inference never reads them.
     # (numpy's f2py stays: scipy's array API layer runs `from numpy import *`, which imports it.)
     # scipy's Sobol direction numbers load only when a Sobol sequence is drawn, which no estimator does.
     "sklearn": Unused(directories=("sklearn/datasets/data", "sklearn/datasets/images", "sklearn/datasets/descr"),
-                      files=("scipy/stats/_sobol_direction_numbers.npz",)),
+                      files=("scipy/stats/_sobol_direction_numbers.npz", *TEST_EXTENSIONS)),
 }
 # Nothing at run time needs these; sources and stubs matter only to compilers and type checkers.
 SLIMMED_DIRS = frozenset({"tests", "__pycache__"})

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
+import numpy as np
 import pytest
 from moto import mock_aws
 
@@ -18,6 +19,7 @@ import handler.batch as batch
 from builder.demo_model import split_customers
 from handler.batch_scoring import (
     BatchInputError,
+    float_texts,
     owned_blocks,
     owned_lines,
     parse_header,
@@ -285,3 +287,17 @@ def test_blocks_are_numbered_from_the_first_row_number(model: LoadedModel, custo
     assert [row[:2] for row in csv.reader(output.getvalue().splitlines())] == [
         ["row", "customer_id"], ["101", "c0"], ["102", "c1"], ["103", "c2"]]
     assert (rejects.getvalue(), counts.rows_in, counts.scored) == ("row,problems\n", 3, 3)
+
+
+def test_floats_are_written_as_repr_writes_them() -> None:
+    # Given floats of every magnitude and sign, with the edges where repr switches to an exponent
+    rng = np.random.default_rng(3)
+    every_bit_pattern = rng.integers(0, 2**63, size=200_000, dtype=np.int64).view(np.float64)
+    edges = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e-5, 1.234e-7, 5e-324, 2.2250738585072014e-308, 1e15,
+             1e16, 9999999999999998.0, 1.7976931348623157e308, 0.1, 1 / 3, 250.00001]
+    values = np.concatenate([every_bit_pattern[np.isfinite(every_bit_pattern)], rng.random(100_000), edges])
+    values = np.concatenate([values, -values])
+    # Then each text is repr()'s, the one the API's JSON holds, and reads back as the same float
+    assert float_texts(values) == [repr(value) for value in values.tolist()]
+    assert float_texts(np.array([0.25, 1e-6], dtype=np.float32)) == ["0.25", repr(float(np.float32(1e-6)))]
+    assert float_texts(np.array([])) == []
