@@ -1,5 +1,8 @@
 """Batch throughput: the batch path (toolkit.score) against a naive pandas + scikit-learn job, same CSV, same run.
 
+The file is the model's own: rows drawn from its training profile (profile.json: each number uniform within a
+training quantile bin, each category at its training share, nulls at their rate), so the bench measures the
+analyst's model on data shaped like its training data. A manifest without a profile gives its example rows, repeated.
 Each job runs in a fresh interpreter so its peak RSS (VmHWM) is its own. The two jobs alternate on the same
 file (batch, naive, batch, naive, ...) and each figure is the median of the repeats, so a noisy machine slows both.
 The batch job scores byte ranges in `workers` processes (default every CPU), as `make score` does and as the
@@ -12,6 +15,8 @@ deployed batch gives each range its own Lambda; the naive job uses what pandas a
 from __future__ import annotations
 
 import argparse
+import csv
+import itertools
 import json
 import os
 import statistics
@@ -20,11 +25,17 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from handler.capture import read_profile
 from handler.config import DEFAULT_MODEL_DIR
-from handler.manifest import read_manifest
+from handler.drift import Distribution
+from handler.manifest import Feature, read_manifest
 
 NAIVE_CHUNK_ROWS = 100_000
+GENERATED_CHUNK_ROWS = 100_000  # rows drawn and written at a time: the generator's memory stays flat too
 JOBS = ("batch", "naive")
 # Runs in a fresh interpreter: the job, then its rows, wall time and peak RSS as JSON on the last line.
 _JOB = """
@@ -45,9 +56,12 @@ else:
     features = [feature["name"] for feature in manifest["features"]]
     rows = 0
     for chunk in pandas.read_csv(source, chunksize=%d):
-        probabilities = model.predict_proba(chunk[features])
-        pandas.DataFrame(probabilities, columns=[f"p_{c}" for c in model.classes_]).to_csv(
-            output, mode="a", header=rows == 0, index=False)
+        inputs = chunk[features] if manifest["input_format"] == "dataframe" else chunk[features].to_numpy()
+        if manifest["task"] == "classification":
+            scores = pandas.DataFrame(model.predict_proba(inputs), columns=[f"p_{c}" for c in model.classes_])
+        else:
+            scores = pandas.DataFrame({"value": model.predict(inputs)})
+        scores.to_csv(output, mode="a", header=rows == 0, index=False)
         rows += len(chunk)
 seconds = time.perf_counter() - started
 try:  # VmHWM starts afresh at exec; ru_maxrss would keep the bench's own peak, inherited through fork
@@ -95,19 +109,61 @@ class BatchThroughput:
         return lines
 
 
-def demo_csv(path: Path, rows: int, feature_names: list[str]) -> Path:
-    """`rows` rows of the demo's hold-out customers, repeated, as pandas writes them."""
-    from builder.demo_model import split_customers
-
-    _, holdout = split_customers()
-    block = holdout[feature_names].to_csv(index=False).split("\n", 1)[1]
-    with path.open("w", encoding="utf-8") as stream:
-        stream.write(",".join(feature_names) + "\n")
-        block_rows = len(holdout)
-        for _ in range(rows // block_rows):
-            stream.write(block)
-        stream.write("".join(block.splitlines(keepends=True)[:rows % block_rows]))
+def model_csv(path: Path, rows: int, model_dir: Path, seed: int = 0) -> Path:
+    """`rows` rows of the model's features: drawn from its training profile, else its example rows repeated."""
+    manifest = read_manifest(model_dir)
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(manifest.feature_names)
+        if manifest.profile is None:
+            example = [[_cell(instance.get(name)) for name in manifest.feature_names]
+                       for instance in manifest.example["instances"]]
+            writer.writerows(itertools.islice(itertools.cycle(example), rows))
+            return path
+        profile = read_profile(model_dir, manifest)
+        rng = np.random.default_rng(seed)
+        for start in range(0, rows, GENERATED_CHUNK_ROWS):
+            count = min(GENERATED_CHUNK_ROWS, rows - start)
+            columns = [_drawn(distribution, feature, count, rng)
+                       for distribution, feature in zip(profile.features, manifest.features)]
+            writer.writerows(zip(*columns))
     return path
+
+
+def _drawn(distribution: Distribution, feature: Feature, count: int, rng: np.random.Generator) -> list[str]:
+    """`count` cells of one feature, at its training distribution's shares (empty if it held only nulls)."""
+    if not sum(distribution.fractions):
+        return [""] * count
+    if distribution.kind == "numeric":
+        bounds = np.array([distribution.minimum, *distribution.edges, distribution.maximum], dtype=np.float64)
+        bins = rng.choice(len(distribution.fractions), size=count, p=_shares(distribution.fractions))
+        values = rng.uniform(bounds[bins], bounds[bins + 1])
+        if feature.type == "integer":
+            cells = [str(value) for value in np.floor(values).astype(np.int64).tolist()]
+        else:  # six significant digits, as an export of measured values holds
+            magnitude = max(abs(distribution.minimum), abs(distribution.maximum), 1e-12)
+            decimals = int(np.clip(5 - np.floor(np.log10(magnitude)), 0, 12))
+            cells = [repr(value) for value in np.round(values, decimals).tolist()]
+    else:
+        # "other" (values beyond the profile's top ones) takes the model's remaining known categories, if any
+        others = [c for c in feature.categories or [] if c not in distribution.categories]
+        choices = [_cell(category) for category in distribution.categories] + [_cell(c) for c in others]
+        shares = distribution.fractions[:-1] + [distribution.fractions[-1] / max(len(others), 1)] * len(others)
+        cells = np.array(choices, dtype=object)[rng.choice(len(choices), size=count, p=_shares(shares))].tolist()
+    if feature.nullable and distribution.null_rate:
+        for index in np.flatnonzero(rng.random(count) < distribution.null_rate).tolist():
+            cells[index] = ""
+    return cells
+
+
+def _shares(fractions: list[float]) -> np.ndarray:
+    shares = np.asarray(fractions, dtype=np.float64)
+    return shares / shares.sum()
+
+
+def _cell(value: Any) -> str:
+    """A JSON value as a CSV cell: empty for null, repr for floats, str otherwise."""
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
 
 
 def run_job(kind: str, model_dir: Path, source: Path, output: Path, workers: int) -> dict[str, float]:
@@ -122,13 +178,12 @@ def run_job(kind: str, model_dir: Path, source: Path, output: Path, workers: int
 
 def batch_throughput(model_dir: Path = DEFAULT_MODEL_DIR, sizes: tuple[int, ...] = (100_000, 1_000_000),
                      repeats: int = 3, workers: int | None = None) -> BatchThroughput:
-    """Both jobs on the same generated CSV of demo rows per size, alternating, `repeats` times each."""
+    """Both jobs on the same generated CSV of the model's features per size, alternating, `repeats` times each."""
     workers = workers or os.cpu_count() or 1
-    manifest = read_manifest(model_dir)
     figures: dict[str, dict[int, JobFigures]] = {kind: {} for kind in JOBS}
     with tempfile.TemporaryDirectory() as work:
         for rows in sizes:
-            source = demo_csv(Path(work) / f"customers-{rows}.csv", rows, manifest.feature_names)
+            source = model_csv(Path(work) / f"rows-{rows}.csv", rows, model_dir)
             runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in JOBS}
             for _ in range(repeats):
                 for kind in JOBS:
