@@ -44,15 +44,19 @@ from skl2onnx.operator_converters.function_transformer import (
     convert_sklearn_function_transformer,
 )
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+from skl2onnx.operator_converters.one_hot_encoder import convert_sklearn_one_hot_encoder
+from skl2onnx.operator_converters.ordinal_encoder import convert_sklearn_ordinal_encoder
 from skl2onnx.shape_calculators.function_transformer import (
     calculate_sklearn_function_transformer_output_shapes,
 )
 from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+from skl2onnx.shape_calculators.one_hot_encoder import calculate_sklearn_one_hot_encoder_output_shapes
+from skl2onnx.shape_calculators.ordinal_encoder import calculate_sklearn_ordinal_encoder_output_shapes
 from skl2onnx.sklapi import CastTransformer
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 
 from handler.config import Settings
 from handler.errors import ApiError
@@ -261,11 +265,11 @@ def _tree_attributes_in_float64(onnx_model: Any, recorded: dict[str, list[float]
     skl2onnx 1.20 stores them as float32 attributes, so a float64 feature would meet a rounded threshold
     (its thresholds for scikit-learn's float32 trees are chosen so that `x <= w` in float64 matches
     `float32(x) <= threshold`; HistGradientBoosting compares in float64). onnxruntime's tree operators
-    write float32 scores, which skl2onnx declares float64: those are cast.
+    write float32 scores, which skl2onnx declares float64 where the tree is fed float64: those are cast.
     """
     graph = onnx_model.graph
     types = {value.name: value.type.tensor_type.elem_type
-             for value in (*shape_inference.infer_shapes(onnx_model).graph.value_info, *graph.input)}
+             for value in (*shape_inference.infer_shapes(onnx_model).graph.value_info, *graph.input, *graph.output)}
     remaining = {name: iter(values) for name, values in recorded.items()}
     rewritten = False
     for node in list(graph.node):
@@ -284,10 +288,12 @@ def _tree_attributes_in_float64(onnx_model: Any, recorded: dict[str, list[float]
                                                         numpy_helper.from_array(exact[attribute.name], attribute.name)))
         scores = 1 if node.op_type == "TreeEnsembleClassifier" else 0
         declared = node.output[scores]
+        rewritten = True
+        if types.get(declared) == TensorProto.FLOAT:  # declared as what onnxruntime writes: nothing to cast
+            continue
         node.output[scores] = f"{declared}_float32"
         graph.node.insert(list(graph.node).index(node) + 1, helper.make_node(
             "Cast", [node.output[scores]], [declared], to=TensorProto.DOUBLE, name=f"{node.name}_to_double"))
-        rewritten = True
     if rewritten:  # attributes as tensors need ai.onnx.ml 3
         for entry in onnx_model.opset_import:
             if entry.domain == "ai.onnx.ml":
@@ -332,7 +338,8 @@ def _rename_values(graph: Any, renames: dict[str, str]) -> None:
 
 
 def _prepared_copy(model: Any) -> Any:
-    """A copy ready for the converters: string imputers look for MISSING_STRING, boosters forget column names.
+    """A copy ready for the converters: string imputers look for MISSING_STRING, and a one-hot encoder that saw
+    missing strings in training encodes MISSING_STRING in their place; boosters forget column names.
 
     skl2onnx cannot match NaN in a string tensor; onnxmltools reads XGBoost's features as f0, f1, ... and
     every split as a threshold.
@@ -342,6 +349,10 @@ def _prepared_copy(model: Any) -> Any:
         if (isinstance(estimator, SimpleImputer) and estimator.statistics_.dtype == object
                 and not isinstance(estimator.missing_values, str)):
             estimator.missing_values = onnx_runtime.MISSING_STRING
+        if isinstance(estimator, OneHotEncoder):
+            estimator.categories_ = [np.array([*categories[:-1], onnx_runtime.MISSING_STRING], dtype=object)
+                                     if _ends_with_missing(categories) else categories
+                                     for categories in estimator.categories_]
         if type(estimator).__module__.startswith("xgboost"):
             booster = estimator.get_booster()
             booster.feature_names = booster.feature_types = None  # a boolean's split then dumps as `x < 1`
@@ -406,6 +417,10 @@ def _register_converters() -> None:
                                 _convert_function_transformer)
     update_registered_converter(SimpleImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes,
                                 _convert_simple_imputer)
+    update_registered_converter(OrdinalEncoder, "SklearnOrdinalEncoder",
+                                calculate_sklearn_ordinal_encoder_output_shapes, _convert_ordinal_encoder)
+    update_registered_converter(OneHotEncoder, "SklearnOneHotEncoder",
+                                calculate_sklearn_one_hot_encoder_output_shapes, _convert_one_hot_encoder)
     if _onnxmltools_available():
         _register_boosters()
 
@@ -449,6 +464,63 @@ def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
     container.add_node("IsNaN", [value], missing, name=scope.get_unique_operator_name("IsNaN"))
     container.add_node("Where", [missing, statistics, value], operator.outputs[0].full_name,
                        name=scope.get_unique_operator_name("Where"))
+
+
+def _convert_ordinal_encoder(scope: Any, operator: Any, container: Any) -> None:
+    """Strings with a missing category seen in training: a missing value encodes as encoded_missing_value (NaN by
+    default, which a gradient-boosting model routes as missing), where skl2onnx gives it the unknown value.
+    Anything else as skl2onnx does it."""
+    encoder = operator.raw_operator
+    if (getattr(encoder, "_infrequent_enabled", False) or not any(map(_ends_with_missing, encoder.categories_))
+            or not all(isinstance(variable.type, StringTensorType) for variable in operator.inputs)):
+        return convert_sklearn_ordinal_encoder(scope, operator, container)
+    unknown = np.nan if encoder.handle_unknown == "error" else float(encoder.unknown_value)
+    encoded = []
+    for column, categories in zip(_input_columns(scope, operator, container), encoder.categories_):
+        known = [str(category) for category in categories[:-1 if _ends_with_missing(categories) else None]]
+        missing = [onnx_runtime.MISSING_STRING] if _ends_with_missing(categories) else []
+        encoded.append(scope.get_unique_variable_name("ordinal"))
+        container.add_node("LabelEncoder", column, encoded[-1], op_domain="ai.onnx.ml", op_version=2,
+                           keys_strings=known + missing, default_float=unknown,
+                           values_floats=[*map(float, range(len(known))), *[encoder.encoded_missing_value] * len(missing)],
+                           name=scope.get_unique_operator_name("LabelEncoder"))
+    joined = scope.get_unique_variable_name("ordinals")
+    container.add_node("Concat", encoded, joined, axis=1, name=scope.get_unique_operator_name("Concat"))
+    to = TensorProto.FLOAT if np.issubdtype(encoder.dtype, np.floating) else TensorProto.INT64
+    container.add_node("Cast", joined, operator.outputs[0].full_name, to=to, name=scope.get_unique_operator_name("Cast"))
+
+
+def _convert_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:
+    """As skl2onnx does it, keeping MISSING_STRING (see _prepared_copy) as a category: skl2onnx writes the
+    categories through a numpy bytes array, which drops a string's trailing NUL bytes."""
+    added = len(container.nodes)
+    convert_sklearn_one_hot_encoder(scope, operator, container)
+    encoders = [node for node in container.nodes[added:] if node.op_type == "OneHotEncoder"]
+    for node, categories in zip(encoders, [c for c in operator.raw_operator.categories_ if len(c)]):
+        for attribute in node.attribute:
+            if attribute.name == "cats_strings" and categories[-1] == onnx_runtime.MISSING_STRING:
+                attribute.strings[-1] = onnx_runtime.MISSING_STRING.encode()
+
+
+def _ends_with_missing(categories: np.ndarray) -> bool:
+    """scikit-learn puts a missing value (NaN or None) seen in training last among a column's categories."""
+    return categories.dtype == object and len(categories) > 0 and pd.isna(categories[-1])
+
+
+def _input_columns(scope: Any, operator: Any, container: Any) -> list[str]:
+    """One (N, 1) tensor per column of the operator's inputs, in order."""
+    columns = []
+    for variable in operator.inputs:
+        if variable.get_second_dimension() == 1:
+            columns.append(variable.full_name)
+            continue
+        for position in range(variable.get_second_dimension()):
+            index, column = scope.get_unique_variable_name("index"), scope.get_unique_variable_name("column")
+            container.add_initializer(index, TensorProto.INT64, [], [position])
+            container.add_node("ArrayFeatureExtractor", [variable.full_name, index], column, op_domain="ai.onnx.ml",
+                               name=scope.get_unique_operator_name("ArrayFeatureExtractor"))
+            columns.append(column)
+    return columns
 
 
 def _concatenated_inputs(scope: Any, operator: Any, container: Any) -> str:

@@ -121,19 +121,20 @@ def scaled(model: Any) -> Pipeline:
     return make_pipeline(StandardScaler(), model)
 
 
-def mixed_columns(numbers: Any, strings: Any) -> ColumnTransformer:
-    """Imputed numbers through `numbers` (if any), strings (with gaps) through `strings`, the flag as it is."""
+def mixed_columns(numbers: Any, strings: Any, *, impute_strings: bool = True) -> ColumnTransformer:
+    """Imputed numbers through `numbers` (if any), strings (with gaps) through `strings`, imputed first unless
+    the encoder is to meet the gaps itself, the flag as it is."""
     imputed = SimpleImputer(strategy="median")
     return ColumnTransformer([
         ("numbers", imputed if numbers is None else make_pipeline(imputed, numbers), ["age", "income", "tenure months"]),
-        ("strings", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), strings),
-         ["plan", "region"]),
+        ("strings", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), strings)
+         if impute_strings else strings, ["plan", "region"]),
         ("flag", "passthrough", ["is_member"]),
     ])
 
 
-def mixed(numbers: Any, strings: Any, model: Any) -> Pipeline:
-    return Pipeline([("features", mixed_columns(numbers, strings)), ("model", model)])
+def mixed(numbers: Any, strings: Any, model: Any, *, impute_strings: bool = True) -> Pipeline:
+    return Pipeline([("features", mixed_columns(numbers, strings, impute_strings=impute_strings)), ("model", model)])
 
 
 def ufunc_shape(function: Any, *, positive: bool) -> Shape:
@@ -243,6 +244,20 @@ SHAPES = [
                                                    LogisticRegression()), MIXED, "churned"),
     Shape("string_labels_random_forest", lambda: mixed(None, OrdinalEncoder(handle_unknown="error"),
                                                        RandomForestClassifier(**FOREST)), MIXED, "segment"),
+    # encoders meeting missing strings themselves: a category of their own (one-hot), NaN for the trees (ordinal)
+    Shape("one_hot_missing_strings_logistic", lambda: mixed(
+        StandardScaler(), OneHotEncoder(handle_unknown="ignore"), LogisticRegression(), impute_strings=False),
+        MIXED, "churned"),
+    Shape("ordinal_missing_strings_hist_gradient_boosting", lambda: mixed(
+        None, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+        HistGradientBoostingClassifier(random_state=0), impute_strings=False), MIXED, "churned"),
+    Shape("ordinal_missing_strings_coded_random_forest", lambda: mixed(
+        None, OrdinalEncoder(encoded_missing_value=-2), RandomForestClassifier(**FOREST), impute_strings=False),
+        MIXED, "segment"),
+    # fully grown trees vote: an even forest ties at exactly 0.5, and the label must break the tie as scikit-learn does
+    Shape("random_forest_vote_ties", lambda: mixed(None, OrdinalEncoder(handle_unknown="error"),
+                                                   RandomForestClassifier(n_estimators=50, random_state=0)),
+          MIXED, "churned"),
     # numpy-ufunc and custom-code FunctionTransformers
     ufunc_shape(np.log1p, positive=True),
     ufunc_shape(np.log, positive=True),
