@@ -370,8 +370,9 @@ def float_texts(values: np.ndarray) -> list[str]:
         return []
     values = np.ascontiguousarray(values, dtype=np.float64)
     texts = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode("ascii")[1:-1].split(",")
-    # orjson writes 0 < |x| < 1e-4 without an exponent (0.00001) where repr() writes 1e-05; the digits agree
-    for index in np.flatnonzero((np.abs(values) < 1e-4) & (values != 0)).tolist():
+    # orjson writes 0 < |x| < 1e-4 without an exponent (0.00001) where repr() writes 1e-05 (the digits agree),
+    # and NaN and infinities as null
+    for index in np.flatnonzero(((np.abs(values) < 1e-4) & (values != 0)) | ~np.isfinite(values)).tolist():
         texts[index] = repr(float(values[index]))
     return texts
 

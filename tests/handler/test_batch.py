@@ -300,4 +300,5 @@ def test_floats_are_written_as_repr_writes_them() -> None:
     # Then each text is repr()'s, the one the API's JSON holds, and reads back as the same float
     assert float_texts(values) == [repr(value) for value in values.tolist()]
     assert float_texts(np.array([0.25, 1e-6], dtype=np.float32)) == ["0.25", repr(float(np.float32(1e-6)))]
+    assert float_texts(np.array([np.nan, np.inf, -np.inf])) == ["nan", "inf", "-inf"]
     assert float_texts(np.array([])) == []
