@@ -68,7 +68,8 @@ try:  # VmHWM starts afresh at exec; ru_maxrss would keep the bench's own peak, 
     peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))
 except OSError:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest worker process (0 if none ran)
+# the largest batch worker (0 if none ran); the naive job has none: a library's forked helper (lscpu) is no worker
+worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if kind == "batch" else 0
 print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": max(peak_kb, worker_kb) / 1024,
                   "total_rss_mb": (peak_kb + (int(workers) - 1) * worker_kb) / 1024}))
 """ % NAIVE_CHUNK_ROWS
