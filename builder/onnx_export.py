@@ -477,17 +477,18 @@ def _convert_ordinal_encoder(scope: Any, operator: Any, container: Any) -> None:
     unknown = np.nan if encoder.handle_unknown == "error" else float(encoder.unknown_value)
     encoded = []
     for column, categories in zip(_input_columns(scope, operator, container), encoder.categories_):
-        known = [str(category) for category in categories[:-1 if _ends_with_missing(categories) else None]]
-        missing = [onnx_runtime.MISSING_STRING] if _ends_with_missing(categories) else []
+        missing = _ends_with_missing(categories)
+        known = [str(category) for category in categories[:-1 if missing else None]]
+        codes = [float(code) for code in range(len(known))] + [float(encoder.encoded_missing_value)] * missing
         encoded.append(scope.get_unique_variable_name("ordinal"))
         container.add_node("LabelEncoder", column, encoded[-1], op_domain="ai.onnx.ml", op_version=2,
-                           keys_strings=known + missing, default_float=unknown,
-                           values_floats=[*map(float, range(len(known))), *[encoder.encoded_missing_value] * len(missing)],
-                           name=scope.get_unique_operator_name("LabelEncoder"))
+                           keys_strings=known + [onnx_runtime.MISSING_STRING] * missing, values_floats=codes,
+                           default_float=unknown, name=scope.get_unique_operator_name("LabelEncoder"))
     joined = scope.get_unique_variable_name("ordinals")
     container.add_node("Concat", encoded, joined, axis=1, name=scope.get_unique_operator_name("Concat"))
     to = TensorProto.FLOAT if np.issubdtype(encoder.dtype, np.floating) else TensorProto.INT64
-    container.add_node("Cast", joined, operator.outputs[0].full_name, to=to, name=scope.get_unique_operator_name("Cast"))
+    container.add_node("Cast", joined, operator.outputs[0].full_name, to=to,
+                       name=scope.get_unique_operator_name("Cast"))
 
 
 def _convert_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:

@@ -134,7 +134,8 @@ def mixed_columns(numbers: Any, strings: Any, *, impute_strings: bool = True) ->
 
 
 def mixed(numbers: Any, strings: Any, model: Any, *, impute_strings: bool = True) -> Pipeline:
-    return Pipeline([("features", mixed_columns(numbers, strings, impute_strings=impute_strings)), ("model", model)])
+    features = mixed_columns(numbers, strings, impute_strings=impute_strings)
+    return Pipeline([("features", features), ("model", model)])
 
 
 def ufunc_shape(function: Any, *, positive: bool) -> Shape:
