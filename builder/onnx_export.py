@@ -338,8 +338,7 @@ def _rename_values(graph: Any, renames: dict[str, str]) -> None:
 
 
 def _prepared_copy(model: Any) -> Any:
-    """A copy ready for the converters: string imputers look for MISSING_STRING, and a one-hot encoder that saw
-    missing strings in training encodes MISSING_STRING in their place; boosters forget column names.
+    """A copy ready for the converters: string imputers look for MISSING_STRING, boosters forget column names.
 
     skl2onnx cannot match NaN in a string tensor; onnxmltools reads XGBoost's features as f0, f1, ... and
     every split as a threshold.
@@ -349,10 +348,6 @@ def _prepared_copy(model: Any) -> Any:
         if (isinstance(estimator, SimpleImputer) and estimator.statistics_.dtype == object
                 and not isinstance(estimator.missing_values, str)):
             estimator.missing_values = onnx_runtime.MISSING_STRING
-        if isinstance(estimator, OneHotEncoder):
-            estimator.categories_ = [np.array([*categories[:-1], onnx_runtime.MISSING_STRING], dtype=object)
-                                     if _ends_with_missing(categories) else categories
-                                     for categories in estimator.categories_]
         if type(estimator).__module__.startswith("xgboost"):
             booster = estimator.get_booster()
             booster.feature_names = booster.feature_types = None  # a boolean's split then dumps as `x < 1`
@@ -492,14 +487,14 @@ def _convert_ordinal_encoder(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _convert_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:
-    """As skl2onnx does it, keeping MISSING_STRING (see _prepared_copy) as a category: skl2onnx writes the
-    categories through a numpy bytes array, which drops a string's trailing NUL bytes."""
+    """As skl2onnx does it, with a missing value seen in training matched as MISSING_STRING, its own column as
+    in scikit-learn (skl2onnx writes that category as the text "nan")."""
     added = len(container.nodes)
     convert_sklearn_one_hot_encoder(scope, operator, container)
     encoders = [node for node in container.nodes[added:] if node.op_type == "OneHotEncoder"]
     for node, categories in zip(encoders, [c for c in operator.raw_operator.categories_ if len(c)]):
         for attribute in node.attribute:
-            if attribute.name == "cats_strings" and categories[-1] == onnx_runtime.MISSING_STRING:
+            if attribute.name == "cats_strings" and _ends_with_missing(categories):
                 attribute.strings[-1] = onnx_runtime.MISSING_STRING.encode()
 
 

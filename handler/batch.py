@@ -32,9 +32,8 @@ from handler.batch_scoring import (
     batch_threads,
     input_format,
     owned_blocks,
-    owned_lines,
-    parse_header,
     ranges,
+    read_header,
     score_blocks,
     split_first_line,
 )
@@ -139,10 +138,9 @@ def _input_objects(client: Any, bucket: str, key: str) -> list[tuple[str, int]]:
 def _read_header(client: Any, bucket: str, key: str) -> list[str]:
     body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_LINE_BYTES}")["Body"]
     try:
-        first = next(owned_lines(body.iter_chunks(BLOCK_BYTES), offset=0, start=0, end=1), b"")
+        return read_header(body.iter_chunks(BLOCK_BYTES))
     finally:
         body.close()
-    return parse_header(first)
 
 
 def plan(client: Any, model: LoadedModel, event: Mapping[str, Any], *, part_bytes: int | None = None,

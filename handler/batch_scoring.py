@@ -134,6 +134,11 @@ def parse_header(line: bytes) -> list[str]:
         raise BatchInputError("header_invalid", f"the header line is not CSV ({error})") from None
 
 
+def read_header(chunks: Iterable[bytes]) -> list[str]:
+    """The column names on the first line of a CSV read as chunks; a line over MAX_LINE_BYTES is refused."""
+    return parse_header(next(owned_lines(chunks, offset=0, start=0, end=1), b""))
+
+
 def batch_threads(environ: Mapping[str, str]) -> int:
     """BATCH_THREADS, or every CPU this process may use: blocks predicted at once (the API predicts on one)."""
     value = environ.get(THREADS_VARIABLE) or str(os.cpu_count() or 1)
@@ -353,7 +358,7 @@ class _BlockWriter:
                 columns.append(_csv_quoted(block.ids))
             if arrays.probabilities is not None:
                 columns.append(self._labels[arrays.best].tolist())
-                columns += [float_texts(column) for column in np.ascontiguousarray(arrays.probabilities.T)]
+                columns += [float_texts(column) for column in arrays.probabilities.T]
             else:
                 columns.append(float_texts(np.ravel(arrays.values)))
             self._output.write("\n".join(map(",".join, zip(*columns))) + "\n")

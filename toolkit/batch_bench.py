@@ -144,7 +144,7 @@ def _drawn(distribution: Distribution, feature: Feature, count: int, rng: np.ran
         else:  # six significant digits, as an export of measured values holds
             magnitude = max(abs(distribution.minimum), abs(distribution.maximum), 1e-12)
             decimals = int(np.clip(5 - np.floor(np.log10(magnitude)), 0, 12))
-            cells = [repr(value) for value in np.round(values, decimals).tolist()]
+            cells = [str(value) for value in np.round(values, decimals).tolist()]
     else:
         # "other" (values beyond the profile's top ones) takes the model's remaining known categories, if any
         others = [c for c in feature.categories or [] if c not in distribution.categories]
@@ -163,8 +163,8 @@ def _shares(fractions: list[float]) -> np.ndarray:
 
 
 def _cell(value: Any) -> str:
-    """A JSON value as a CSV cell: empty for null, repr for floats, str otherwise."""
-    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+    """A JSON value as a CSV cell: empty for null (str of a float is its shortest round-trip text)."""
+    return "" if value is None else str(value)
 
 
 def run_job(kind: str, model_dir: Path, source: Path, output: Path, workers: int) -> dict[str, float]:

@@ -27,7 +27,6 @@ from typing import Any, BinaryIO, TextIO
 
 from handler.batch_scoring import (
     BLOCK_BYTES,
-    MAX_LINE_BYTES,
     BatchInputError,
     CountMismatch,
     Counts,
@@ -35,8 +34,8 @@ from handler.batch_scoring import (
     batch_threads,
     input_format,
     owned_blocks,
-    parse_header,
     ranges,
+    read_header,
     score_blocks,
     split_first_line,
 )
@@ -104,10 +103,7 @@ def score_file(model: LoadedModel, source: Path, output: Path, *, id_column: str
 
 def _header(source: Path) -> list[str]:
     with source.open("rb") as stream:
-        line = stream.readline(MAX_LINE_BYTES + 1)
-    if len(line) > MAX_LINE_BYTES:
-        raise BatchInputError("line_too_long", f"the header line is longer than {MAX_LINE_BYTES} bytes")
-    return parse_header(line.removesuffix(b"\n"))
+        return read_header(_chunks(stream, [0]))
 
 
 def _score_span(model: LoadedModel, source: Path, span: tuple[int, int, int], header: list[str] | None,
